@@ -1,0 +1,163 @@
+"""The one Arrow schema of SLM Factory: a segment row, the columns stages add, and the errors table.
+
+Why one place: every stage, writer and reader agrees on names and types through this module, so a
+column is never renamed between stages and Parquet shards from different runs concatenate.
+Stages *add* columns (see ``STAGE_COLUMNS``); they never rename or drop the base columns.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+
+# --- the base segment row -------------------------------------------------------------------
+SEGMENT_FIELDS: list[pa.Field] = [
+    pa.field("id", pa.string(), nullable=False),  # stable: derived from source, path and offsets
+    pa.field("audio_path", pa.string()),  # None for text-only rows (e.g. instructions before TTS)
+    pa.field("start", pa.float64()),  # seconds into audio_path
+    pa.field("duration", pa.float64()),  # seconds
+    pa.field("sample_rate", pa.int32()),  # of the source file (audio is resampled on read)
+    pa.field("num_channels", pa.int32()),  # of the source file (audio is down-mixed on read)
+    pa.field("speaker", pa.string()),
+    pa.field("text", pa.string()),
+    pa.field("source", pa.string()),  # corpus name
+    pa.field("meta", pa.string()),  # JSON object of corpus-specific fields
+]
+SEGMENT_SCHEMA = pa.schema(SEGMENT_FIELDS)
+BASE_COLUMNS = [f.name for f in SEGMENT_FIELDS]
+
+WORD_TYPE = pa.struct(
+    [("word", pa.string()), ("start", pa.float64()), ("end", pa.float64()), ("score", pa.float64())]
+)
+
+# --- columns that stages add (name -> type). Add new ones here, never in a stage module. ---------
+STAGE_COLUMNS: dict[str, pa.DataType] = {
+    # tokenize/
+    "units": pa.list_(pa.int32()),  # single-codebook units
+    "codes": pa.list_(pa.list_(pa.int32())),  # multi-codebook tokens, one list per codebook
+    "unit_durations": pa.list_(pa.int32()),  # run lengths after dedup, parallel to `units`
+    "unit_rate_hz": pa.float64(),
+    "tokenizer": pa.string(),
+    # stages/ (ASR, alignment, interleaving)
+    "text_original": pa.string(),
+    "text_normalized": pa.string(),
+    "asr_backend": pa.string(),
+    "asr_confidence": pa.float64(),
+    "words": pa.list_(WORD_TYPE),
+    "aligner": pa.string(),
+    "format": pa.string(),
+    "tokens": pa.list_(pa.int32()),
+    "loss_mask": pa.list_(pa.int8()),
+    # synth/
+    "voice": pa.string(),
+    "messages": pa.string(),  # JSON list of {role, text, audio}
+    "task": pa.string(),
+    "gate": pa.string(),
+}
+
+# Transient columns flow between stages inside one run but are never written to the manifest.
+AUDIO_COLUMN = "audio"  # list<float32>: mono waveform at TARGET_SAMPLE_RATE
+TRANSIENT_COLUMNS = {AUDIO_COLUMN: pa.list_(pa.float32())}
+TARGET_SAMPLE_RATE = 16_000
+
+# --- error routing ------------------------------------------------------------------------------
+# A row a stage rejects keeps flowing with these two columns set; later stages pass it through
+# untouched and the runner writes it to OUT/errors instead of OUT/manifest. Nothing is dropped.
+ERROR_COLUMN = "error"
+ERROR_STAGE_COLUMN = "error_stage"
+ERROR_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("input", pa.string()),  # the file or row that failed, as the user knows it
+        pa.field("stage", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("meta", pa.string()),
+    ]
+)
+
+
+def column_type(name: str) -> pa.DataType | None:
+    """The declared type of a column, or None when the column is not declared (inferred)."""
+    for f in SEGMENT_FIELDS:
+        if f.name == name:
+            return f.type
+    if name in STAGE_COLUMNS:
+        return STAGE_COLUMNS[name]
+    if name in TRANSIENT_COLUMNS:
+        return TRANSIENT_COLUMNS[name]
+    if name in (ERROR_COLUMN, ERROR_STAGE_COLUMN):
+        return pa.string()
+    return None
+
+
+def segment_id(source: str, audio_path: str | None, start: float = 0.0, duration: float | None = None,
+               key: str | None = None) -> str:
+    """Stable, unique id from where the segment comes from.
+
+    Readable prefix (file stem and offset in ms) plus a short hash of the full key, so ids survive
+    re-runs and machines (no counters, no random) and two files with the same stem do not collide.
+    """
+    stem = key if key is not None else (audio_path or "").replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    start_ms = int(round((start or 0.0) * 1000))
+    dur_ms = -1 if duration is None else int(round(duration * 1000))
+    digest = hashlib.sha1(f"{source}|{audio_path}|{key}|{start_ms}|{dur_ms}".encode("utf-8")).hexdigest()[:10]
+    return f"{stem}_{start_ms:08d}_{digest}"
+
+
+def dumps_meta(meta: Mapping[str, Any] | None) -> str:
+    """Meta as canonical JSON (sorted keys) so identical inputs give byte-identical shards."""
+    return json.dumps(dict(meta or {}), sort_keys=True, ensure_ascii=False, default=str)
+
+
+def table_from_rows(rows: list[dict[str, Any]] | Mapping[str, list], drop_transient: bool = False) -> pa.Table:
+    """Build an Arrow table with the declared types (validation at a stage boundary).
+
+    Accepts a list of row dicts or a dict of columns. Unknown columns are inferred by Arrow;
+    declared columns are cast, so a wrong type fails here with the column's name.
+    """
+    if isinstance(rows, Mapping):
+        columns = dict(rows)
+    else:
+        names: list[str] = []
+        for r in rows:
+            for k in r:
+                if k not in names:
+                    names.append(k)
+        columns = {n: [r.get(n) for r in rows] for n in names}
+    arrays, fields = [], []
+    for name, values in columns.items():
+        if drop_transient and name in TRANSIENT_COLUMNS:
+            continue
+        typ = column_type(name)
+        try:
+            arr = pa.array(_plain(values), type=typ) if typ is not None else pa.array(_plain(values))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as e:
+            raise TypeError(f"column {name!r} does not match the declared type {typ}: {e}") from e
+        arrays.append(arr)
+        fields.append(pa.field(name, arr.type))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _plain(values: Iterable[Any]) -> list[Any]:
+    """numpy arrays inside a column (waveforms, units) become lists Arrow can type."""
+    out = []
+    for v in values:
+        if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
+            v = v.tolist()
+        out.append(v)
+    return out
+
+
+def validate_segments(table: pa.Table) -> None:
+    """Raise with the column name when a base column is missing or has the wrong type."""
+    for f in SEGMENT_FIELDS:
+        if f.name not in table.column_names:
+            raise ValueError(f"manifest is missing column {f.name!r}; columns are {table.column_names}")
+        if not table.schema.field(f.name).type.equals(f.type) and table.num_rows:
+            raise ValueError(f"column {f.name!r} has type {table.schema.field(f.name).type}, expected {f.type}")
+    ids = table.column("id").to_pylist()
+    if len(set(ids)) != len(ids):
+        raise ValueError("manifest ids are not unique")
