@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make demo` and `make test` (both set everything up first).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+SYSTEM_PKGS := espeak-ng sox ffmpeg libsndfile1
+
+.PHONY: setup system venv fixtures demo test bench clean
+
+setup: system venv fixtures
+
+# System tools: installed with apt-get when we are root, otherwise we say exactly what to run.
+system:
+	@missing=""; for t in espeak-ng sox ffmpeg; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \
+	  else \
+	    echo "missing:$$missing -- run: sudo apt-get install -y $(SYSTEM_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+# Real read speech with transcripts (LibriVox clips from pocketsphinx's source distribution).
+fixtures: $(VENV)/.installed
+	@$(BIN)/python -m slmfactory.manifests.generate fetch-librivox >/dev/null
+
+demo: setup
+	$(BIN)/slmfactory demo -o demo_out
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf demo_out .pytest_cache build dist *.egg-info

@@ -1,0 +1,197 @@
+"""The ``slmfactory`` command line.
+
+Verbs of the foundation live here (ingest, run, inspect, export, demo, corpus); each product folder
+adds its own through ``register(app)`` in its ``cli.py`` (tokenize: ``kmeans``; synth: ``synth``; ...).
+Exit codes are non-zero only when the run itself cannot proceed: bad rows go to OUT/errors.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="slmfactory",
+    help="Speech corpora in, training-ready speech-LM datasets out.\n\n"
+         "Typical flow: `slmfactory ingest librispeech /data/LibriSpeech -o out/ls` → "
+         "`slmfactory run units out=out/units corpus=/data/LibriSpeech` → `slmfactory inspect out/units`. "
+         "`slmfactory demo` runs everything on a generated corpus with the offline defaults.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+EXECUTOR_HELP = "ray (embedded local Ray, or the cluster in RAY_ADDRESS / --address) or local (one process, for debugging)"
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+def print_summary(res: Any, title: str) -> None:
+    t = Table(title=title, show_header=True, header_style="bold")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("input items", str(res.inputs))
+    t.add_row("good rows (manifest)", str(res.rows))
+    t.add_row("rejected (errors)", str(res.errors))
+    for stage, n in res.errors_by_stage.items():
+        t.add_row(f"  rejected at {stage}", str(n))
+    t.add_row("hours of audio", f"{res.hours:.3f}")
+    t.add_row("shards run / skipped (resume)", f"{res.shards_run} / {res.shards_skipped}")
+    t.add_row("wall time", f"{res.wall_seconds:.1f} s")
+    for k, v in (res.extras or {}).items():
+        if isinstance(v, (str, int, float)):
+            t.add_row(k, str(v))
+    console.print(t)
+    console.print(f"outputs: [bold]{res.out_dir}/manifest[/] (good rows), [bold]{res.out_dir}/errors[/] "
+                  f"(rejected, with stage and reason), {res.out_dir}/run.json")
+
+
+def _run(recipe: str, overrides: dict[str, Any], executor: str, address: Optional[str], title: str):
+    from slmfactory.pipelines.recipe import RecipeError
+    from slmfactory.pipelines.runner import run_recipe
+
+    try:
+        res = run_recipe(recipe, overrides, executor=executor, address=address, console=console)
+    except (RecipeError, FileNotFoundError, NotADirectoryError) as e:
+        _fail(str(e))
+    print_summary(res, title)
+    return res
+
+
+@app.command()
+def ingest(
+    kind: str = typer.Argument(..., help="corpus layout: librilight, librispeech, podcasts, folder, jsonl, lhotse, hf"),
+    root: Path = typer.Argument(..., help="corpus folder (or the .jsonl / lhotse manifest file)"),
+    out: Path = typer.Option(..., "-o", "--out", help="output folder: OUT/manifest, OUT/errors, OUT/run.json"),
+    min_seconds: float = typer.Option(1.0, help="shortest segment VAD keeps"),
+    max_seconds: float = typer.Option(20.0, help="longest segment; longer speech is split at its quietest point"),
+    shard_size: int = typer.Option(32, help="input files per shard (the unit of resume)"),
+    executor: str = typer.Option("ray", help=EXECUTOR_HELP),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: embedded local Ray)"),
+) -> None:
+    """Discover a corpus, decode every file once, resample to 16 kHz mono, cut long audio by VAD.
+
+    Re-running into the same OUT resumes: finished shards are skipped.
+    """
+    if not root.exists():
+        _fail(f"{root}: no such file or folder; give the corpus root (e.g. /data/LibriSpeech/train-clean-100)")
+    _run("ingest", {"kind": kind, "root": str(root), "out": str(out), "min_seconds": min_seconds,
+                    "max_seconds": max_seconds, "shard_size": shard_size}, executor, address, f"ingest {kind}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    recipe: str = typer.Argument(..., help="a recipe YAML, or the name of a shipped one (ingest, units, interleaved, ...)"),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="output folder (overrides the recipe's output)"),
+    executor: str = typer.Option("ray", help=EXECUTOR_HELP),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or embedded Ray)"),
+) -> None:
+    """Run a YAML recipe. Extra KEY=VALUE arguments override vars or dotted keys.
+
+    Examples: `slmfactory run units corpus=/data/ls out=out/units`,
+    `slmfactory run pipelines/units.yaml stages.tokenize.params.kmeans=km/hubert_l6_k500`.
+    """
+    from slmfactory.pipelines.recipe import RecipeError, parse_overrides
+
+    try:
+        overrides = parse_overrides(list(ctx.args))
+    except RecipeError as e:
+        _fail(str(e))
+    if out is not None:
+        overrides["output"] = str(out)
+    _run(recipe, overrides, executor, address, f"run {recipe}")
+
+
+@app.command("inspect")
+def inspect_cmd(path: Path = typer.Argument(..., help="a run folder, a manifest folder or a Parquet file")) -> None:
+    """Counts, hours, speakers, a duration histogram, and per-column views (units, tokens, messages)."""
+    from slmfactory.manifests.inspect import inspect_path
+
+    if not path.exists():
+        _fail(f"{path}: not found; give a run folder (with manifest/) or a Parquet file")
+    inspect_path(path, console)
+
+
+@app.command()
+def export(
+    path: Path = typer.Argument(..., help="a run folder or manifest folder"),
+    to: str = typer.Option(..., "--to", help="hf (a datasets folder with an Audio feature) or lhotse (JSONL.gz)"),
+    out: Path = typer.Option(..., "-o", "--out", help="where to write the export"),
+) -> None:
+    """Export a manifest as a Hugging Face dataset (load_from_disk) or Lhotse manifests."""
+    from slmfactory.manifests.export import export as do_export
+
+    if to not in ("hf", "lhotse"):
+        _fail(f"--to must be hf or lhotse, got {to!r}")
+    if not path.exists():
+        _fail(f"{path}: not found")
+    result = do_export(path, to, out)
+    console.print(f"exported to [bold]{result or out}[/]")
+
+
+corpus_app = typer.Typer(help="Generate small corpora with known truth (espeak-ng), or fetch the LibriVox clips.",
+                         no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("generate")
+def corpus_generate(
+    kind: str = typer.Argument(..., help="librispeech, librilight, podcasts, folder or bad"),
+    out: Path = typer.Argument(..., help="output folder"),
+) -> None:
+    """Write a small corpus of the given shape (needs espeak-ng)."""
+    from slmfactory.manifests import generate
+
+    fns = {"librispeech": generate.make_librispeech, "librilight": generate.make_librilight,
+           "podcasts": generate.make_podcasts, "folder": generate.make_folder, "bad": generate.make_bad_corpus}
+    if kind not in fns:
+        _fail(f"unknown corpus shape {kind!r}; choose one of {', '.join(fns)}")
+    fns[kind](out)
+    console.print(f"wrote {kind} corpus to [bold]{out}[/]")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "-o", "--out", help="demo output folder"),
+    executor: str = typer.Option("ray", help=EXECUTOR_HELP),
+) -> None:
+    """Generate a small corpus and run every shipped recipe on it with the offline defaults."""
+    from slmfactory.pipelines.demo import run_demo
+
+    run_demo(out, executor=executor, console=console)
+
+
+def _register_plugins() -> None:
+    """Each product folder may add verbs via ``register(app)`` in its cli.py."""
+    for mod in ("slmfactory.tokenize.cli", "slmfactory.stages.cli", "slmfactory.synth.cli", "slmfactory.slm.cli"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name == mod:
+                continue
+            raise
+        m.register(app)
+
+
+_register_plugins()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        console.print("interrupted; re-run the same command to resume from the finished shards")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Decode stages: turn an audio reference into a mono 16 kHz waveform in the transient ``audio`` column.
+
+``DecodeStage`` runs at ingest: it decodes every file once (which is what validates it), records the
+source file's sample rate, channel count and duration, and hands the waveform to segmentation.
+``LoadAudioStage`` re-loads the audio of existing segment rows (``start``/``duration``) when a recipe
+starts from a written manifest instead of raw files.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from slmfactory.manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE
+from slmfactory.stages.audio import load_audio
+from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
+
+
+class DecodeStage(Stage):
+    """Decode whole files (or the given ``start``/``duration`` window) and validate them."""
+
+    name = "decode"
+
+    def __init__(self, target_sample_rate: int = TARGET_SAMPLE_RATE, min_seconds: float = 0.05):
+        self.target_sr = int(target_sample_rate)
+        self.min_seconds = float(min_seconds)
+
+    def process(self, batch: Batch) -> Batch:
+        out: list[dict[str, Any]] = []
+        for row in to_rows(batch):
+            out.append(self._one(dict(row)))
+        return from_rows(out, batch)
+
+    def _one(self, row: dict[str, Any]) -> dict[str, Any]:
+        path = row.get("audio_path")
+        if not path:  # text-only rows (instruction data) flow on without audio
+            row[AUDIO_COLUMN] = None
+            return row
+        start = float(row.get("start") or 0.0)
+        dur = row.get("duration")
+        try:
+            wav, info = load_audio(path, start, None if dur is None else float(dur), self.target_sr)
+        except Exception as e:  # noqa: BLE001 - every decoder failure becomes an error row
+            return reject(row, self.name, str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
+        seconds = len(wav) / self.target_sr
+        if seconds < self.min_seconds:
+            return reject(row, self.name, f"{path}: only {seconds:.3f} s of audio (minimum {self.min_seconds} s)")
+        row.update(start=start, duration=round(seconds, 6), sample_rate=info.sample_rate,
+                   num_channels=info.num_channels)
+        row[AUDIO_COLUMN] = wav
+        return row
+
+
+class LoadAudioStage(DecodeStage):
+    """Load each segment's audio window from a manifest row (same checks as decode)."""
+
+    name = "load_audio"
