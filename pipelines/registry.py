@@ -22,6 +22,9 @@ STAGES: dict[str, str] = {
     "interleave": "slmfactory.stages.interleave:InterleaveStage",
     # synth/
     "tts": "slmfactory.synth.stage:TtsStage",
+    "synth_crossmodal": "slmfactory.synth.stage:CrossModalStage",
+    "synth_instruct": "slmfactory.synth.stage:InstructStage",
+    "synth_sqa": "slmfactory.synth.stage:SqaStage",
 }
 
 # column present in a table -> "module:function(table, console)" that `slmfactory inspect` calls

@@ -172,6 +172,9 @@ def _group_by_shard(batches: Iterator[pa.Table], order: list[int]) -> Iterator[t
         for i in range(1, len(shard_col) + 1):
             if i == len(shard_col) or shard_col[i] != shard_col[start]:
                 sid = shard_col[start]
+                if sid in seen:
+                    raise RuntimeError(f"rows of shard {sid} arrived after the shard was closed; a stage "
+                                       f"reordered rows across inputs (outputs must follow input order)")
                 if current is not None and sid != current:
                     yield current, pa.concat_tables(parts, promote_options="permissive")
                     seen.append(current)

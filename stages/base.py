@@ -90,7 +90,10 @@ class Stage:
         for r in out_rows:
             r.setdefault(ERROR_COLUMN, None)
             r.setdefault(ERROR_STAGE_COLUMN, None)
-        return from_rows(out_rows + dead, batch)
+        rows_out = out_rows + dead
+        if "_seq" in batch:  # outputs stay in the order of the inputs they came from (runner relies on it)
+            rows_out.sort(key=lambda r: r["_seq"])
+        return from_rows(rows_out, batch)
 
 
 def _reason(e: BaseException) -> str:

@@ -11,6 +11,7 @@ alignment); known spans (LibriLight's ``voice_activity``) replace the VAD run.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,9 @@ class VadSegmentStage(Stage):
 
             if self._num_threads:
                 torch.set_num_threads(int(self._num_threads))
-            self._model = load_silero_vad()
+            with warnings.catch_warnings():  # torch.jit.load deprecation inside silero-vad
+                warnings.simplefilter("ignore", FutureWarning)
+                self._model = load_silero_vad()
         return self._model
 
     def speech_spans(self, wav: np.ndarray) -> list[tuple[float, float]]:
@@ -97,7 +100,7 @@ class VadSegmentStage(Stage):
         from silero_vad import get_speech_timestamps
 
         with torch.inference_mode():
-            ts = get_speech_timestamps(torch.from_numpy(wav), self.model, threshold=self.threshold, sampling_rate=SR,
+            ts = get_speech_timestamps(torch.from_numpy(np.array(wav, dtype=np.float32)), self.model, threshold=self.threshold, sampling_rate=SR,
                                        min_silence_duration_ms=self.min_silence_ms, speech_pad_ms=self.speech_pad_ms)
         self.model.reset_states()
         return [(t["start"] / SR, t["end"] / SR) for t in ts]
