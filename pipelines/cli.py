@@ -30,7 +30,7 @@ EXECUTOR_HELP = "ray (embedded local Ray, or the cluster in RAY_ADDRESS / --addr
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {msg}")
+    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
     raise typer.Exit(code)
 
 
