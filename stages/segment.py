@@ -70,7 +70,8 @@ class VadSegmentStage(Stage):
 
     def __init__(self, min_seconds: float = 1.0, max_seconds: float = 20.0, max_gap: float = 0.5,
                  threshold: float = 0.5, min_silence_ms: int = 300, speech_pad_ms: int = 60,
-                 mode: str = "auto", num_threads: int | None = None):
+                 mode: str = "auto", num_threads: int | None = None, max_streams: int = 64,
+                 min_stream_chunks: int = 64, warmup_chunks: int = 16):
         if not 0 < min_seconds < max_seconds:
             raise ValueError(f"need 0 < min_seconds < max_seconds, got {min_seconds}, {max_seconds}")
         if mode not in ("auto", "always", "never"):
@@ -78,6 +79,7 @@ class VadSegmentStage(Stage):
         self.min_seconds, self.max_seconds, self.max_gap = float(min_seconds), float(max_seconds), float(max_gap)
         self.threshold, self.min_silence_ms, self.speech_pad_ms = threshold, int(min_silence_ms), int(speech_pad_ms)
         self.mode = mode
+        self.max_streams, self.min_stream_chunks, self.warmup_chunks = max_streams, min_stream_chunks, warmup_chunks
         self._model = None
         self._num_threads = num_threads
 
@@ -95,14 +97,48 @@ class VadSegmentStage(Stage):
                 self._model = load_silero_vad()
         return self._model
 
-    def speech_spans(self, wav: np.ndarray) -> list[tuple[float, float]]:
-        import torch
-        from silero_vad import get_speech_timestamps
+    def speech_probs(self, wav: np.ndarray) -> np.ndarray:
+        """Per-512-sample speech probabilities, computed as a batch of parallel streams.
 
-        with torch.inference_mode():
-            ts = get_speech_timestamps(torch.from_numpy(np.array(wav, dtype=np.float32)), self.model, threshold=self.threshold, sampling_rate=SR,
-                                       min_silence_duration_ms=self.min_silence_ms, speech_pad_ms=self.speech_pad_ms)
+        Why: silero-vad is a small recurrent model; fed one 32 ms chunk at a time it is bound by
+        per-call overhead (~45x real time on one core here). Cutting the file into up to
+        ``max_streams`` contiguous streams and stepping them together as one batch is ~10x faster.
+        Each stream starts ``warmup`` chunks early and discards those probabilities, so its recurrent
+        state has settled by the time its own audio begins.
+        """
+        import torch
+
+        win, warmup = 512, self.warmup_chunks
+        n = -(-len(wav) // win)
+        padded = np.zeros(n * win, dtype=np.float32)
+        padded[: len(wav)] = wav
+        chunks = torch.from_numpy(padded).reshape(n, win)
+        streams = int(max(1, min(self.max_streams, n // self.min_stream_chunks)))
+        per = -(-n // streams)
+        rows = []
+        for b in range(streams):
+            lo = max(0, b * per - warmup)
+            rows.append((lo, b * per, min(n, (b + 1) * per)))
+        steps = max(hi - lo for lo, _, hi in rows)
+        batch = torch.zeros(streams, steps, win)
+        for b, (lo, _, hi) in enumerate(rows):
+            batch[b, : hi - lo] = chunks[lo:hi]
+        out = torch.empty(streams, steps)
         self.model.reset_states()
+        with torch.inference_mode():
+            for j in range(steps):
+                out[:, j] = self.model(batch[:, j, :], SR).reshape(-1)
+        self.model.reset_states()
+        probs = np.concatenate([out[b, start - lo: hi - lo].numpy() for b, (lo, start, hi) in enumerate(rows)])
+        return probs[:n]
+
+    def speech_spans(self, wav: np.ndarray) -> list[tuple[float, float]]:
+        from silero_vad.utils_vad import get_speech_timestamps_from_probs
+
+        probs = self.speech_probs(wav)
+        ts = get_speech_timestamps_from_probs(probs.tolist(), sampling_rate=SR, threshold=self.threshold,
+                                              min_silence_duration_ms=self.min_silence_ms,
+                                              speech_pad_ms=self.speech_pad_ms, audio_length_samples=len(wav))
         return [(t["start"] / SR, t["end"] / SR) for t in ts]
 
     def process(self, batch: Batch) -> Batch:
