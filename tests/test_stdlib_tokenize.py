@@ -78,3 +78,11 @@ def test_stdlib_tokenize_in_ray_worker_with_repo_working_dir(tmp_path):
     assert "tokenize" in listing and "pipelines" in listing, "working_dir was not the repo"
     assert _is_stdlib(tok_file), f"worker imported {tok_file} as tokenize"
     assert ours, "slmfactory.tokenize not importable in the worker"
+
+
+def test_no_script_shadows_a_stdlib_module():
+    """`python bench/x.py` puts bench/ first on sys.path: a bench/tokenize.py there would replace the
+    stdlib tokenize for every import (linecache, inspect, dataclasses) and crash the script."""
+    for folder in ("bench", "tests", "."):
+        for py in (REPO / folder).glob("*.py"):
+            assert py.stem not in sys.stdlib_module_names, f"{py.relative_to(REPO)} shadows the stdlib module {py.stem}"
