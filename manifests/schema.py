@@ -133,12 +133,40 @@ def table_from_rows(rows: list[dict[str, Any]] | Mapping[str, list], drop_transi
             continue
         typ = column_type(name)
         try:
-            arr = pa.array(_plain(values), type=typ) if typ is not None else pa.array(_plain(values))
+            arr = _numeric_list_array(values, typ)
+            if arr is None:
+                arr = pa.array(_plain(values), type=typ) if typ is not None else pa.array(_plain(values))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as e:
             raise TypeError(f"column {name!r} does not match the declared type {typ}: {e}") from e
         arrays.append(arr)
         fields.append(pa.field(name, arr.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _numeric_list_array(values: list[Any], typ: pa.DataType | None) -> pa.Array | None:
+    """Fast path: a column of 1-D numpy arrays (waveforms, units) -> one ListArray without Python lists.
+
+    Why: ``tolist()`` on a minute of 16 kHz audio makes a million Python floats; this concatenates
+    the buffers once instead. Returns None when the column is not of that shape.
+    """
+    import numpy as np
+
+    values = list(values)
+    if not values or not all(isinstance(v, np.ndarray) and v.ndim == 1 for v in values if v is not None):
+        return None
+    if all(v is None for v in values):
+        return None
+    if typ is not None and not (pa.types.is_list(typ) and (pa.types.is_floating(typ.value_type)
+                                                           or pa.types.is_integer(typ.value_type))):
+        return None
+    lengths = np.array([0 if v is None else len(v) for v in values], dtype=np.int64)
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    present = [v for v in values if v is not None]
+    flat = np.concatenate(present) if present else np.zeros(0)
+    value_type = typ.value_type if typ is not None else pa.from_numpy_dtype(flat.dtype)
+    mask = pa.array([v is None for v in values]) if any(v is None for v in values) else None
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=value_type), mask=mask)
 
 
 def _plain(values: Iterable[Any]) -> list[Any]:
