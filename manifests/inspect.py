@@ -148,6 +148,8 @@ def run_inspectors(files: list[str], console: Console, max_rows: int) -> list[st
     if not wanted:
         return []
     table = _head(files, max_rows)
+    # inspectors that need the run's context (run.json, tokenizers) find the shard path here
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"path": files[0].encode()})
     if table.num_rows < sum(pq.ParquetFile(f).metadata.num_rows for f in files):
         console.print(f"(column inspectors look at the first {table.num_rows:,} rows)")
     ran = []
