@@ -1,0 +1,129 @@
+"""Text filters: what cannot be spoken, what is not grounded, what is a near-duplicate.
+
+Why these rules: published spoken-instruction sets (InstructS2S, VoiceAssistant, GLM-4-Voice SFT) drop code,
+tables, math notation and over-long items before TTS, because a TTS engine reads them as noise; SQA
+recipes keep only answers found in the transcript and de-duplicate questions. Each check returns a short
+reason naming what it found, which becomes the errors-table reason.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Sequence
+
+import numpy as np
+
+_CODE = [
+    (re.compile(r"```|~~~"), "a code block"),
+    (re.compile(r"^\s*(def|class|import|from\s+\S+\s+import|#include|public\s+static|function)\b", re.M),
+     "source code"),
+    (re.compile(r"[{};]\s*$", re.M), "code-like line endings ({ } ;)"),
+    (re.compile(r"</?[a-zA-Z][^>]*>"), "HTML/XML tags"),
+    (re.compile(r"\b\w+\([^)]*\)\s*[;{]|==|!=|=>|->|\+\+|&&|\|\|"), "code operators"),
+]
+_TABLE = re.compile(r"^\s*\|.*\|\s*$|^\s*[-:| ]{3,}\|", re.M)
+_MATH = [
+    (re.compile(r"\$[^$]+\$|\\\(|\\\[|\\frac|\\sum|\\int|\\sqrt"), "LaTeX math"),
+    (re.compile(r"\d\s*[\^*/=<>]\s*\(?\d|[a-z]\s*\^\s*\d|\b[xyz]\s*[=+\-*/]\s*\d"), "math notation"),
+    (re.compile(r"[∑∫√≤≥≠±×÷∞∂]"), "math symbols"),
+]
+_URL = re.compile(r"https?://|www\.\S+|\S+@\S+\.\w+")
+
+
+def unsuited_for_speech(text: str, max_words: int = 200) -> str | None:
+    """None when ``text`` can be read aloud; else what makes it unsuitable (code, table, math, URL, length)."""
+    if not text or not text.strip():
+        return "empty text"
+    for rx, what in _CODE:
+        if rx.search(text):
+            return f"contains {what}"
+    if _TABLE.search(text):
+        return "contains a table"
+    for rx, what in _MATH:
+        if rx.search(text):
+            return f"contains {what}"
+    if _URL.search(text):
+        return "contains a URL or e-mail address"
+    n = len(text.split())
+    if n > max_words:
+        return f"too long to speak ({n} words > {max_words}; raise max_words to keep it)"
+    return None
+
+
+_MD = [(re.compile(r"\*\*|__|(?<!\w)[*_](?=\w)|(?<=\w)[*_](?!\w)|`|#+\s"), ""),
+       (re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.M), ""), (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1")]
+_ABBR = {"e.g.": "for example", "i.e.": "that is", "etc.": "and so on", "vs.": "versus", "&": "and", "%": " percent"}
+
+
+def clean_for_speech(text: str) -> str:
+    """Strip markdown and expand symbols a TTS engine would spell out; list items become sentences."""
+    s = text or ""
+    for rx, rep in _MD:
+        s = rx.sub(rep, s)
+    for k, v in _ABBR.items():
+        s = s.replace(k, v)
+    lines = [ln.strip() for ln in s.splitlines() if ln.strip()]
+    lines = [ln if ln[-1] in ".!?:" else ln + "." for ln in lines]
+    return re.sub(r"\s+", " ", " ".join(lines)).strip()
+
+
+_SENT = re.compile(r"(?<=[.!?])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    """Sentence split on end punctuation; unpunctuated transcripts (LibriSpeech) are one sentence."""
+    return [s.strip() for s in _SENT.split(text or "") if s.strip()]
+
+
+# --- grounding ----------------------------------------------------------------------------------
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def content_words(text: str) -> list[str]:
+    from slmfactory.synth.prompts import STOPWORDS
+
+    return [w for w in _WORD.findall((text or "").lower()) if w not in STOPWORDS]
+
+
+def grounding(answer: str, transcript: str) -> float:
+    """Share of the answer's content words found in the transcript (1.0 = fully lexically grounded)."""
+    words = content_words(answer)
+    if not words:
+        return 0.0
+    vocab = set(_WORD.findall((transcript or "").lower()))
+    return sum(w in vocab for w in words) / len(words)
+
+
+# --- near-duplicate questions -----------------------------------------------------------------------
+def hashed_ngrams(texts: Sequence[str], n: int = 3, dim: int = 2048) -> np.ndarray:
+    """L2-normalised hashed character n-gram counts: a model-free embedding that is stable across runs."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, t in enumerate(texts):
+        s = f" {re.sub(r'[^a-z0-9 ]', '', (t or '').lower())} "
+        for j in range(max(1, len(s) - n + 1)):
+            out[i, zlib.crc32(s[j:j + n].encode()) % dim] += 1.0
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-9)
+
+
+def near_duplicates(texts: Sequence[str], threshold: float = 0.9) -> dict[int, tuple[int, float]]:
+    """{index: (index of the earlier text it duplicates, cosine)} for texts whose cosine >= threshold.
+
+    faiss inner-product search on the hashed n-gram embeddings; the first occurrence is kept.
+    """
+    if len(texts) < 2:
+        return {}
+    import faiss
+
+    emb = hashed_ngrams(texts)
+    index = faiss.IndexFlatIP(emb.shape[1])
+    index.add(emb)
+    k = min(len(texts), 16)
+    sims, ids = index.search(emb, k)
+    dup: dict[int, tuple[int, float]] = {}
+    for i in range(len(texts)):
+        for s, j in zip(sims[i], ids[i]):
+            if 0 <= j < i and j not in dup and s >= threshold:
+                dup[i] = (int(j), float(s))
+                break
+    return dup
