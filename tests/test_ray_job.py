@@ -28,25 +28,31 @@ def _free_port() -> int:
 
 
 def test_ray_job_submit_runs_a_recipe(corpora, tmp_path):
-    gcs, dash = _free_port(), _free_port()
+    gcs, dash, agent, agent_grpc, rt_agent, client, metrics = (_free_port() for _ in range(7))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "disabled",
            "RAY_DISABLE_USAGE_STATS": "1"}
     env.pop("RAY_ADDRESS", None)
     temp_dir = Path("/tmp") / f"rayjob_{os.getpid()}"  # short: Ray's socket paths have a length limit
     head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
                              "--include-dashboard=true", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
-                             f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+                             f"--temp-dir={temp_dir}", "--disable-usage-stats",
+                             # the embedded Ray of other tests holds the default agent ports
+                             f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+                             f"--runtime-env-agent-port={rt_agent}", f"--ray-client-server-port={client}",
+                             f"--metrics-export-port={metrics}"],
                             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     out = tmp_path / "job_out"
     try:
         job = None
-        for _ in range(60):  # the dashboard's job server takes a few seconds to come up
+        for _ in range(20):  # the dashboard's job server and agent take a few seconds to come up
             job = subprocess.run([str(BIN / "ray"), "job", "submit", f"--address=http://127.0.0.1:{dash}",
                                   "--working-dir", ".", "--", "slmfactory", "run", "pipelines/ingest.yaml",
                                   "kind=podcasts", f"root={corpora['podcasts']}", f"out={out}", "max_seconds=8"],
                                  env=env, cwd=REPO, capture_output=True, text=True, timeout=400)
-            if "Failed to connect" not in job.stderr + job.stdout and "Connection refused" not in job.stderr:
+            said = job.stderr + job.stdout
+            if not any(x in said for x in ("Failed to connect", "Connection refused", "No available agent",
+                                           "try again later")):
                 break
             time.sleep(2)
         assert job is not None and job.returncode == 0, (job.stdout[-3000:], job.stderr[-3000:])
