@@ -4,7 +4,7 @@ Why these trees: discovery never decodes audio, so 0-byte placeholder files are 
 walk + sidecar/transcript reading that decides how long listing a 60k-hour corpus takes. The baseline
 (``os.walk`` with sorted names, no parsing) is measured in the same run; medians of ``--repeat`` runs.
 
-    .venv/bin/python -P bench/bench_discovery.py [--files 20000] [--repeat 3]   # -P: bench/tokenize.py shadows the stdlib
+    .venv/bin/python bench/bench_discovery.py [--files 20000] [--repeat 3]
 """
 from __future__ import annotations
 

@@ -6,9 +6,8 @@
 * LLM tokens/s with the transformers backend on a tiny random local model (built in a temp folder),
   batch 8 vs batch 1. A tiny model measures our batching overhead, not a real model's speed.
 
-    .venv/bin/python -P bench/synth.py [--repeats 3] [--n 16] [--coqui DIR] [--piper FILE.onnx] [--gate-quality]
+    .venv/bin/python bench/synth.py [--repeats 3] [--n 16] [--coqui DIR] [--piper FILE.onnx] [--gate-quality]
 
-(``-P``: bench/tokenize.py would otherwise shadow the standard library's ``tokenize``.)
 ``--gate-quality`` also measures the alignment gate's pass/catch rates on 72 espeak-ng utterances (the
 figures quoted in synth/gates.py).
 """

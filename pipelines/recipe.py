@@ -95,9 +95,17 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     for k in list(overrides):
         if "." not in k and (k in vars_ or k not in raw):
             vars_[k] = overrides.pop(k)
+    for _ in range(len(vars_) + 1):  # vars may refer to vars: resolve until nothing changes
+        resolved = {k: _substitute(v, {**vars_}, path) for k, v in vars_.items()}
+        if resolved == vars_:
+            break
+        vars_ = resolved
     raw = _substitute(raw, vars_, path)
     for k, v in overrides.items():
         _set_dotted(raw, k, v, path)
+    left = _VAR.search(json.dumps(raw, default=str))
+    if left:
+        raise RecipeError(f"{path}: {left.group(0)} is still unresolved (a cycle between vars?)")
     return _build(raw, str(path))
 
 

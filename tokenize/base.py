@@ -1,0 +1,131 @@
+"""The tokenizer interface, device/precision choice and length bucketing shared by every backend.
+
+Why one interface: the stage, the k-means trainer, the CLI and the benchmark only need
+``encode(list of 16 kHz waveforms) -> list of int arrays`` plus a little metadata, whether units come from
+spectral features + k-means, HuBERT + k-means or a neural codec. Device and precision are chosen here once,
+after a capability check, so every backend makes the same (visible) choice.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+
+SR = 16_000
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class Tokenizer(Protocol):
+    """What every backend provides. ``encode`` returns int32 arrays: (T,) for one codebook, (Q, T) for Q."""
+
+    name: str  # recorded in the `tokenizer` column, e.g. "hubert:L6:k500:ab12cd34"
+    frame_rate_hz: float
+    vocab_size: int
+    num_codebooks: int
+
+    def encode(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+class FeatureExtractor(Protocol):
+    """Continuous frame features (the input of k-means): ``features(wavs) -> list of (T, D) float32``."""
+
+    name: str
+    frame_rate_hz: float
+    dim: int
+
+    def features(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; an explicit choice is checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but no CUDA GPU is visible; use device=cpu or auto")
+    return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has AMX-BF16 tiles. AVX512-BF16 alone is not enough: on an AMD EPYC with avx512_bf16
+    (our CI machine kind) torch's bf16 matmul ran at 0.6x of fp32 and the bf16 HuBERT forward at 0.7x
+    (bench/bench_tokenize.py (a), (c)), so there fp32 stays the default."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return " amx_bf16" in flags
+
+
+def pick_precision(precision: str | None, device: str) -> str:
+    """Default precision per device, from a capability check (not a timing, so the choice and therefore the
+    units are deterministic on a machine kind): bf16 on GPUs that support it, else fp16; bf16 on CPUs with
+    AMX; fp32 otherwise. Reduced precision changes ~0.1-1% of units (the benchmark prints the agreement)."""
+    import torch
+
+    if precision not in (None, "auto"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)} or auto")
+        if precision == "fp16" and device == "cpu":
+            raise ValueError("precision=fp16 is not supported on CPU (no fast kernels); use bf16 or fp32")
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def torch_dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def set_cpu_threads(num_threads: int | None) -> int:
+    """Use every core this process may run on (Ray sets OMP_NUM_THREADS from num_cpus; respect it)."""
+    import torch
+
+    if num_threads is None:
+        env = os.environ.get("OMP_NUM_THREADS")
+        num_threads = int(env) if env and env.isdigit() else len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, num_threads))
+    return torch.get_num_threads()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    indices: list[int]  # positions in the caller's list, sorted by length
+    max_len: int  # padded length in samples
+
+    @property
+    def padded(self) -> int:
+        return self.max_len * len(self.indices)
+
+
+def buckets(lengths: Sequence[int], batch_seconds: float, sr: int = SR, max_items: int = 64) -> Iterator[Bucket]:
+    """Group items sorted by length into batches whose *padded* size stays under ``batch_seconds``.
+
+    Sorting first keeps padding small; budgeting padded seconds (not item count) keeps GPU memory flat
+    whatever the length mix. ``batch_seconds <= 0`` means one item per batch (the fastest choice on CPU).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    budget = int(batch_seconds * sr)
+    cur: list[int] = []
+    for i in order:
+        new_max = max([lengths[j] for j in cur] + [lengths[i]])
+        if cur and (budget <= 0 or new_max * (len(cur) + 1) > budget or len(cur) >= max_items):
+            yield Bucket(cur, max(lengths[j] for j in cur))
+            cur = []
+        cur.append(i)
+    if cur:
+        yield Bucket(cur, max(lengths[j] for j in cur))
+
+
+def chunk_spans(n: int, max_samples: int, hop: int) -> list[tuple[int, int]]:
+    """Split ``n`` samples into chunks of at most ``max_samples`` (a multiple of ``hop``, so frame grids line
+    up) — textlesslib encodes long files in chunks of at most 100 s to bound memory."""
+    step = max(hop, (max_samples // hop) * hop)
+    return [(s, min(n, s + step)) for s in range(0, n, step)] or [(0, n)]

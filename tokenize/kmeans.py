@@ -1,0 +1,286 @@
+"""K-means over frame features: train with faiss, save as .npy + JSON, import published centroids.
+
+Why faiss: fairseq's learn_kmeans.py (sklearn MiniBatchKMeans, n_init 20, max_iter 150) takes minutes to
+hours; faiss Lloyd iterations are BLAS/GPU GEMMs (see bench/bench_tokenize.py (b)). Why .npy + JSON: centroids
+are plain data; a pickle would run code on load. Published fairseq/textlesslib k-means files *are* joblib
+pickles, so ``import_sklearn`` opens one only with an explicit ``allow_pickle=True`` and converts it once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+log = logging.getLogger("slmfactory.tokenize")
+FAIRSEQ_SEED = 1369  # fairseq learn_kmeans.py default
+
+
+@dataclass
+class KMeansModel:
+    centroids: np.ndarray  # (k, dim) float32
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return int(self.centroids.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.centroids.shape[1])
+
+    def save(self, prefix: str | os.PathLike) -> Path:
+        """Write ``PREFIX.npy`` and ``PREFIX.json``; returns the .npy path."""
+        npy, js = paths(prefix)
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        np.save(npy, np.ascontiguousarray(self.centroids, dtype=np.float32), allow_pickle=False)
+        meta = dict(self.meta, k=self.k, dim=self.dim, centroids_sha1=array_hash(self.centroids))
+        js.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return npy
+
+    @property
+    def short_hash(self) -> str:
+        return array_hash(self.centroids)[:8]
+
+
+def paths(prefix: str | os.PathLike) -> tuple[Path, Path]:
+    p = str(prefix)
+    for ext in (".npy", ".json"):
+        if p.endswith(ext):
+            p = p[: -len(ext)]
+    return Path(p + ".npy"), Path(p + ".json")
+
+
+def exists(prefix: str | os.PathLike) -> bool:
+    return paths(prefix)[0].exists()
+
+
+def load(prefix: str | os.PathLike) -> KMeansModel:
+    npy, js = paths(prefix)
+    if not npy.exists():
+        raise FileNotFoundError(f"{npy}: k-means centroids not found; train them with `slmfactory kmeans train "
+                                f"... -o {str(npy)[:-4]}` or import published ones with `slmfactory kmeans import`")
+    c = np.load(npy, allow_pickle=False)
+    meta = json.loads(js.read_text()) if js.exists() else {}
+    if c.ndim != 2:
+        raise ValueError(f"{npy}: expected a (k, dim) array of centroids, got shape {c.shape}")
+    return KMeansModel(c.astype(np.float32, copy=False), meta)
+
+
+def array_hash(a: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()
+
+
+def file_hash(path: str | os.PathLike, limit: int | None = None) -> str:
+    """sha1 of a checkpoint file (or of every file in a checkpoint directory), to record units' provenance."""
+    h = hashlib.sha1()
+    p = Path(path)
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()[: limit or 40]
+
+
+def kmeans_pp(x: np.ndarray, k: int, seed: int, max_points: int | None = None) -> np.ndarray:
+    """Greedy k-means++ seeding (as sklearn, 2 + log k candidates per step) on at most ``max_points`` frames.
+
+    Why: faiss seeds with k random frames, which on HuBERT features ends ~1% above the inertia of fairseq's
+    sklearn recipe (k-means++, best of 20); seeding with k-means++ closes that gap for one extra O(n k d) pass.
+    """
+    import torch
+
+    rng = np.random.default_rng(seed)
+    max_points = max_points or max(10_000, 20 * k)  # seeding cost is O(max_points * k * d * log k)
+    if x.shape[0] > max_points:
+        x = x[np.sort(rng.choice(x.shape[0], max_points, replace=False))]
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
+    n, trials = xt.shape[0], 2 + int(np.log(k))
+    x_sq = (xt * xt).sum(1)
+
+    def sqdist(c: torch.Tensor) -> torch.Tensor:  # (m, d) -> (m, n)
+        return (x_sq[None, :] - 2 * c @ xt.T + (c * c).sum(1)[:, None]).clamp_min_(0)
+
+    chosen = [int(rng.integers(n))]
+    d2 = sqdist(xt[chosen])[0]
+    for _ in range(1, k):
+        p = d2.double().cpu().numpy()
+        total = p.sum()
+        cand = rng.choice(n, trials, p=p / total) if total > 0 else rng.choice(n, trials)
+        new = torch.minimum(d2[None, :], sqdist(xt[torch.as_tensor(cand, device=dev)]))
+        best = int(new.sum(1).argmin())
+        chosen.append(int(cand[best]))
+        d2 = new[best]
+    return xt[chosen].cpu().numpy()
+
+
+def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, max_points_per_centroid: int = 256,
+          nredo: int = 1, gpu: bool | None = None, meta: dict[str, Any] | None = None,
+          init: str = "k-means++") -> KMeansModel:
+    """Fit k centroids with faiss. faiss subsamples to ``max_points_per_centroid * k`` points (256 by default);
+    raise it to use every sampled frame. ``init``: ``k-means++`` (default, see :func:`kmeans_pp`) or ``random``
+    (faiss' own; with ``nredo`` restarts). ``gpu=None`` uses a GPU when faiss was built with one."""
+    import faiss
+
+    x = np.ascontiguousarray(feats, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] < k:
+        raise ValueError(f"k-means needs at least k={k} feature frames, got {x.shape[0] if x.ndim == 2 else x.shape}; "
+                         f"sample more audio (--hours) or lower -k")
+    use_gpu = (faiss.get_num_gpus() > 0) if gpu is None else gpu
+    t0 = time.perf_counter()
+    if x.shape[0] < 39 * k:
+        log.warning("k-means: %d frames for k=%d (< 39 per centroid); centroids will be noisy, sample more hours",
+                    x.shape[0], k)
+    if init not in ("k-means++", "random"):
+        raise ValueError(f"init={init!r}: choose k-means++ or random")
+    km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid,
+                      min_points_per_centroid=1, nredo=1 if init == "k-means++" else nredo, gpu=bool(use_gpu),
+                      verbose=False, spherical=False)
+    if init == "k-means++":
+        km.train(x, init_centroids=kmeans_pp(x, k, seed))
+    else:
+        km.train(x)
+    secs = time.perf_counter() - t0
+    inertia = float(km.obj[-1]) if len(km.obj) else float("nan")
+    info = dict(meta or {}, k=k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid,
+                nredo=nredo if init == "random" else 1, init=init, frames=int(x.shape[0]),
+                train_seconds=round(secs, 3), faiss_inertia=inertia,
+                trainer="faiss")
+    return KMeansModel(km.centroids.astype(np.float32), info)
+
+
+def inertia(feats: np.ndarray, centroids: np.ndarray) -> float:
+    """Sum of squared distances of every frame to its nearest centroid (what k-means minimises)."""
+    from slmfactory.tokenize.assign import Assigner
+
+    a = Assigner(centroids)
+    u = a(feats)
+    diff = feats.astype(np.float64) - centroids[u].astype(np.float64)
+    return float((diff * diff).sum())
+
+
+def import_sklearn(path: str | os.PathLike, allow_pickle: bool = False, meta: dict[str, Any] | None = None) -> KMeansModel:
+    """Read a fairseq/textlesslib k-means model (a joblib pickle of sklearn KMeans/MiniBatchKMeans).
+
+    Unpickling executes code from the file: only do it for files from a source you trust, once, and keep the
+    converted .npy + JSON. Refuses unless ``allow_pickle`` is True.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: k-means model not found")
+    if p.suffix == ".npy":
+        c = np.load(p, allow_pickle=False)
+        return KMeansModel(c.astype(np.float32), dict(meta or {}, imported_from=str(p), source_sha1=file_hash(p)))
+    if not allow_pickle:
+        raise PermissionError(f"{p} is a pickle (joblib/sklearn); loading it runs code stored in the file. If you "
+                              f"trust its source, re-run with --allow-pickle to convert it once to .npy + JSON")
+    warnings.warn(f"unpickling {p}: this executes code from the file; only do this for trusted published models",
+                  stacklevel=2)
+    try:
+        import joblib  # ships with scikit-learn, which the pickled KMeans object needs anyway
+    except ImportError as e:
+        raise ImportError(f"{p}: reading a fairseq/sklearn k-means file needs scikit-learn: "
+                          f"pip install 'scikit-learn>=1.4'") from e
+    obj = joblib.load(p)
+    c = getattr(obj, "cluster_centers_", None)
+    if c is None:
+        raise ValueError(f"{p}: unpickled a {type(obj).__name__}, which has no cluster_centers_; expected an "
+                         f"sklearn (MiniBatch)KMeans as written by fairseq's learn_kmeans.py")
+    return KMeansModel(np.asarray(c, dtype=np.float32),
+                       dict(meta or {}, imported_from=str(p), source_sha1=file_hash(p), trainer=type(obj).__name__))
+
+
+# --- sampling features from a corpus ---------------------------------------------------------------
+def sample_rows(rows: Iterable[dict[str, Any]], hours: float, seed: int) -> list[dict[str, Any]]:
+    """A seeded random sample of rows with about ``hours`` of audio (all rows when the input is smaller)."""
+    rows = [r for r in rows if r.get("audio_path") and not r.get("error")]
+    random.Random(seed).shuffle(rows)
+    budget, out, total = hours * 3600.0, [], 0.0
+    for r in rows:
+        if total >= budget:
+            break
+        out.append(r)
+        total += float(r.get("duration") or 0.0) or 10.0
+    return out
+
+
+def load_row_audio(row: dict[str, Any]) -> np.ndarray:
+    from slmfactory.stages.audio import load_audio
+
+    dur = row.get("duration")
+    wav, _ = load_audio(row["audio_path"], float(row.get("start") or 0.0), float(dur) if dur else None)
+    return wav
+
+
+def collect_features(extractor, wavs: Iterable[np.ndarray], batch: int = 8) -> np.ndarray:
+    feats, buf = [], []
+    for w in wavs:
+        buf.append(w)
+        if len(buf) >= batch:
+            feats += extractor.features(buf)
+            buf = []
+    if buf:
+        feats += extractor.features(buf)
+    feats = [f for f in feats if len(f)]
+    if not feats:
+        raise ValueError("no feature frames: the sampled audio is empty or shorter than one frame")
+    return np.concatenate(feats).astype(np.float32)
+
+
+def train_from_rows(rows: Iterable[dict[str, Any]], extractor, k: int, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
+                    max_points_per_centroid: int = 256, niter: int = 25, extra_meta: dict | None = None,
+                    init: str = "k-means++") -> KMeansModel:
+    """Sample ``hours`` of rows, extract features, fit k-means. Unreadable files are skipped with a warning."""
+    picked = sample_rows(rows, hours, seed)
+
+    def wavs():
+        for r in picked:
+            try:
+                yield load_row_audio(r)
+            except Exception as e:  # noqa: BLE001 - a bad file must not stop training
+                log.warning("k-means sample: skipping %s: %s", r.get("audio_path"), e)
+
+    feats = collect_features(extractor, wavs())
+    meta = dict(extra_meta or {}, features=extractor.name, frame_rate_hz=extractor.frame_rate_hz,
+                sample_hours=round(sum(float(r.get("duration") or 0) for r in picked) / 3600, 4),
+                sample_rows=len(picked))
+    return train(feats, k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid, meta=meta,
+                 init=init)
+
+
+def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
+                  max_points_per_centroid: int = 256, **extractor_params) -> str:
+    """Recipe ``prepare`` hook: train ``kmeans`` (a path prefix) from a sample of the run's input unless it exists.
+
+    ``extractor_params`` are the TokenizeStage feature parameters (tokenizer, checkpoint, layer, ...), so the
+    centroids fit the features the stage will compute. Give the stage the same ``kmeans`` path (e.g. via a
+    recipe var such as ``${out}/kmeans/spectral-k100``).
+    """
+    from slmfactory.tokenize.stage import build_extractor
+
+    k, hours, seed, max_points_per_centroid = int(k), float(hours), int(seed), int(max_points_per_centroid)
+    prefix = Path(kmeans)
+    if exists(prefix):
+        log.info("k-means %s exists; not retraining", prefix)
+        return str(prefix)
+    extractor = build_extractor(**extractor_params)
+    model = train_from_rows(ctx.iter_input(), extractor, k=k, hours=hours, seed=seed,
+                            max_points_per_centroid=max_points_per_centroid, extra_meta=extractor_meta(extractor))
+    model.save(prefix)
+    log.info("k-means: trained k=%d on %d frames -> %s.npy", k, model.meta.get("frames", 0), prefix)
+    return str(prefix)
+
+
+def extractor_meta(extractor) -> dict[str, Any]:
+    return {k: v for k, v in getattr(extractor, "meta", {}).items()}

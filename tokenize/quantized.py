@@ -1,0 +1,41 @@
+"""Feature extractor + k-means = a unit tokenizer (the GSLM/TWIST/SpiRit-LM recipe, or the spectral baseline).
+
+Why separate from the extractors: the same extractor feeds k-means training and tokenization, and the
+same assignment code serves every extractor. Features stay on the model's device between the encoder and
+the argmin (no host round trip on GPU).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from slmfactory.tokenize.assign import Assigner
+from slmfactory.tokenize.kmeans import KMeansModel
+
+
+class KMeansTokenizer:
+    num_codebooks = 1
+
+    def __init__(self, extractor, kmeans: KMeansModel):
+        if kmeans.dim != extractor.dim:
+            raise ValueError(f"k-means centroids have dim {kmeans.dim} but {extractor.name} features have dim "
+                             f"{extractor.dim}; train k-means on this extractor/layer (`slmfactory kmeans train`)")
+        trained_on = kmeans.meta.get("features")
+        if trained_on and trained_on != extractor.name:
+            import logging
+
+            logging.getLogger("slmfactory.tokenize").warning(
+                "k-means was trained on %s features but the tokenizer extracts %s", trained_on, extractor.name)
+        self.extractor, self.kmeans = extractor, kmeans
+        self.assigner = Assigner(kmeans.centroids, device=getattr(extractor, "device", "cpu"))
+        self.frame_rate_hz = extractor.frame_rate_hz
+        self.vocab_size = kmeans.k
+        self.name = f"{extractor.name}+km{kmeans.k}-{kmeans.short_hash}"
+
+    def encode(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if getattr(self.extractor, "returns_torch", False):  # keep features on the device for the argmin
+            feats = self.extractor.features(wavs, as_torch=True)
+        else:
+            feats = self.extractor.features(wavs)
+        return self.assigner.split(feats)
