@@ -15,20 +15,13 @@ not depend on the weights. No timing is asserted anywhere; compare ratios, not a
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 
+from timing import median_time  # bench/timing.py (the script's folder is on sys.path)
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+
 
 
 def main() -> None:
@@ -60,7 +53,7 @@ def main() -> None:
     print(f"audio: {len(wavs)} LibriVox clips, {audio_s:.1f} s; torch threads {a.threads}; repeats {repeats}")
 
     ps = PocketsphinxAligner()
-    t_ps = timed(lambda: ps.align_batch(wavs, words), repeats)
+    t_ps = median_time(lambda: ps.align_batch(wavs, words), repeats)
     print(f"pocketsphinx align: median {t_ps:.3f} s  RTF {t_ps / audio_s:.4f}  ({audio_s / t_ps:.0f}x real time)")
 
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
@@ -78,8 +71,8 @@ def main() -> None:
     batched = CtcAligner("", window_s=a.window, batch_size=a.batch, model=model, vocab=vocab, device=a.device)
     single = CtcAligner("", window_s=a.window, batch_size=1, model=model, vocab=vocab, device=a.device)
     batched.align_batch(wavs[:1], words[:1])  # warm-up
-    t_b = timed(lambda: batched.align_batch(wavs, words), repeats)
-    t_1 = timed(lambda: [single.align_batch([w], [ws]) for w, ws in zip(wavs, words)], repeats)
+    t_b = median_time(lambda: batched.align_batch(wavs, words), repeats)
+    t_1 = median_time(lambda: [single.align_batch([w], [ws]) for w, ws in zip(wavs, words)], repeats)
     print(f"CTC align ({n_params:.0f}M-param wav2vec2, random weights, {a.window:g} s windows, {a.device}):")
     print(f"  batched x{a.batch}: median {t_b:.3f} s  RTF {t_b / audio_s:.4f}")
     print(f"  one-by-one:  median {t_1:.3f} s  RTF {t_1 / audio_s:.4f}")
@@ -87,8 +80,8 @@ def main() -> None:
 
     ems = batched.emissions(wavs)
     targets = [batched._targets(ws)[0] for ws in words]
-    t_ta = timed(lambda: [forced_align(e, t, batched.blank, impl="torchaudio") for e, t in zip(ems, targets)], repeats)
-    t_vi = timed(lambda: [ctc_viterbi(e, t, batched.blank) for e, t in zip(ems, targets)], repeats)
+    t_ta = median_time(lambda: [forced_align(e, t, batched.blank, impl="torchaudio") for e, t in zip(ems, targets)], repeats)
+    t_vi = median_time(lambda: [ctc_viterbi(e, t, batched.blank) for e, t in zip(ems, targets)], repeats)
     same = all(np.array_equal(forced_align(e, t, batched.blank, impl="torchaudio")[0], ctc_viterbi(e, t, batched.blank)[0])
                for e, t in zip(ems, targets))
     print(f"CTC path only ({sum(e.shape[0] for e in ems)} frames): torchaudio {t_ta * 1000:.1f} ms, "

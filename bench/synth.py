@@ -16,18 +16,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 
 from slmfactory.manifests.generate import SENTENCES
+from timing import median_time  # bench/timing.py (the script's folder is on sys.path)
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bench_tts(name: str, tts, texts: list[str], voices: list[str], repeats: int) -> None:

@@ -12,6 +12,7 @@ and the benchmark baseline.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Iterator
 
@@ -23,6 +24,7 @@ from slmfactory.pipelines.recipe import StageSpec
 from slmfactory.pipelines.registry import resolve
 
 _STAGE_CACHE: dict[str, Any] = {}
+log = logging.getLogger("slmfactory.pipelines")
 
 
 def table_to_batch(table: pa.Table) -> dict[str, list[Any]]:
@@ -92,6 +94,27 @@ def spec_json(spec: StageSpec) -> str:
     return json.dumps(spec.__dict__, sort_keys=True, default=str)
 
 
+def fit_actor_cpus(specs: list[StageSpec], cluster_cpus: float) -> dict[str, float]:
+    """CPUs each actor-pool stage may reserve so that task stages can still be scheduled.
+
+    Why: actors hold their CPUs for their whole life. On a 2-CPU machine an actor asking for 2 CPUs
+    leaves none for the decode tasks that feed it, and the graph waits forever. We scale actor
+    reservations down (the stage still sets its torch threads from its own ``num_cpus``) and say so.
+    """
+    actors = [s for s in specs if s.num_gpus or s.concurrency]
+    tasks = [s for s in specs if not (s.num_gpus or s.concurrency)]
+    need_tasks = max([s.num_cpus for s in tasks], default=0.0) + 0.25  # + the shard reader
+    reserved = sum(s.num_cpus * int(s.concurrency or 1) for s in actors)
+    room = cluster_cpus - need_tasks
+    if not actors or reserved <= room:
+        return {}
+    scale = max(room, 0.1 * len(actors)) / reserved
+    out = {s.name: round(max(0.05, s.num_cpus * scale), 2) for s in actors}
+    log.warning("actor stages ask for %.1f CPUs but the cluster has %.1f and task stages need %.2f: "
+                "reserving %s instead", reserved, cluster_cpus, need_tasks, out)
+    return out
+
+
 class LocalExecutor:
     """Same stages, one process, shard by shard."""
 
@@ -134,10 +157,11 @@ class RayExecutor:
         ds = ray.data.from_items([{"path": p} for p in shard_paths], override_num_blocks=len(shard_paths))
         ds = ds.map_batches(_read_shards, batch_size=1, batch_format="pyarrow", num_cpus=0.25)
         total_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        reserve = fit_actor_cpus(self.specs, float(ray.cluster_resources().get("CPU", 1)))
         for k, spec in enumerate(self.specs):
             last = k == len(self.specs) - 1
             common = dict(batch_size=spec.batch_size or batch_rows, batch_format="pyarrow", zero_copy_batch=True,
-                          num_cpus=spec.num_cpus)
+                          num_cpus=reserve.get(spec.name, spec.num_cpus))
             if spec.num_gpus:
                 common["num_gpus"] = spec.num_gpus
             if spec.num_gpus or spec.concurrency:

@@ -129,14 +129,6 @@ def test_oov_words_are_timed_between_neighbours(known_words, ps_stage):
 
 
 # --- real speech ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def librivox():
-    clips = gen.librivox_clips()
-    if not clips:
-        pytest.skip("LibriVox clips not fetched: python -m slmfactory.manifests.generate fetch-librivox")
-    return clips
-
-
 def test_pocketsphinx_words_fall_inside_voice_activity(librivox, ps_stage):
     """On real read speech, aligned words sit where silero-vad hears speech: >= 90 % of words wholly inside a
     VAD span (50 ms tolerance) and every word's middle inside one (100 ms tolerance). Measured here: 68/71

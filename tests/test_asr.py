@@ -10,18 +10,9 @@ import jiwer
 import numpy as np
 import pytest
 
-from slmfactory.manifests import generate as gen
 from slmfactory.stages.align import AlignStage
 from slmfactory.stages.asr import AsrStage, WhisperAsr
 from slmfactory.stages.textnorm import normalize_text
-
-
-@pytest.fixture(scope="module")
-def librivox():
-    clips = gen.librivox_clips()
-    if not clips:
-        pytest.skip("LibriVox clips not fetched: python -m slmfactory.manifests.generate fetch-librivox")
-    return clips
 
 
 @pytest.fixture(scope="module")
