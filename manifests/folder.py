@@ -24,6 +24,7 @@ def discover(root: str, source: str = "folder", speaker_from_dir: bool = False, 
             path = os.path.join(d, n)
             stem = os.path.splitext(n)[0]
             rel = os.path.relpath(path, root)
+            key = os.path.splitext(rel)[0].replace(os.sep, "-")  # unique in the tree, independent of where it lives
             if is_audio(n):
                 meta = {"relpath": rel}
                 text = None
@@ -32,20 +33,20 @@ def discover(root: str, source: str = "folder", speaker_from_dir: bool = False, 
                     try:
                         text = read_utf8(txt).strip()
                     except TextError as e:
-                        yield rejected(source, path, stem, str(e), speaker=speaker, meta=meta)
+                        yield rejected(source, path, key, str(e), speaker=speaker, meta=meta)
                         continue
                     except OSError as e:
-                        yield rejected(source, path, stem, f"{txt}: cannot read the transcript ({e}); fix its "
+                        yield rejected(source, path, key, f"{txt}: cannot read the transcript ({e}); fix its "
                                        f"permissions or remove it", speaker=speaker, meta=meta)
                         continue
                     if not text:
-                        yield rejected(source, path, stem, f"{txt}: transcript is empty; write the transcript "
+                        yield rejected(source, path, key, f"{txt}: transcript is empty; write the transcript "
                                        f"or delete the .txt to keep the audio without text",
                                        speaker=speaker, meta=meta)
                         continue
-                yield make_item(source, path, stem, speaker=speaker, text=text, meta=meta)
+                yield make_item(source, path, key, speaker=speaker, text=text, meta=meta)
             elif n.lower().endswith(".txt") and stem not in stems_with_audio:
-                yield rejected(source, None, stem,
+                yield rejected(source, None, key,
                                f"{path}: transcript has no audio file {stem}.wav/.flac (or another audio "
                                f"extension) beside it; add the audio or remove the transcript",
                                meta={"relpath": rel}, input=path)

@@ -97,14 +97,23 @@ def segment_id(source: str, audio_path: str | None, start: float = 0.0, duration
                key: str | None = None) -> str:
     """Stable, unique id from where the segment comes from.
 
-    Readable prefix (file stem and offset in ms) plus a short hash of the full key, so ids survive
-    re-runs and machines (no counters, no random) and two files with the same stem do not collide.
+    Readable prefix (``key`` or the file stem, and the offset in ms) plus a short hash. With a ``key``
+    (the corpus recipe's name for the file, e.g. a LibriSpeech utterance id or a path relative to the
+    corpus root) the id does not depend on where the corpus lives, so the same corpus gives the same ids
+    on every machine; without one the absolute path is hashed. No counters, nothing random.
     """
     stem = key if key is not None else (audio_path or "").replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    ident = key if key is not None else audio_path
     start_ms = int(round((start or 0.0) * 1000))
     dur_ms = -1 if duration is None else int(round(duration * 1000))
-    digest = hashlib.sha1(f"{source}|{audio_path}|{key}|{start_ms}|{dur_ms}".encode("utf-8")).hexdigest()[:10]
+    digest = hashlib.sha1(f"{source}|{ident}|{start_ms}|{dur_ms}".encode("utf-8")).hexdigest()[:10]
     return f"{stem}_{start_ms:08d}_{digest}"
+
+
+def id_key(row_id: str) -> str:
+    """The ``key`` part of an id made by :func:`segment_id` (segments of a file reuse the file's key)."""
+    parts = row_id.rsplit("_", 2)
+    return parts[0] if len(parts) == 3 else row_id
 
 
 def dumps_meta(meta: Mapping[str, Any] | None) -> str:

@@ -124,12 +124,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        history.append(float(loss))
+        history.append(loss.item())
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            log.write(json.dumps({"step": step, "loss": float(loss), "lr": lr_at(step, cfg)}) + "\n")
+            log.write(json.dumps({"step": step, "loss": history[-1], "lr": lr_at(step, cfg)}) + "\n")
             log.flush()
         if bar is not None:
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
             bar.update(1)
         if (step + 1) % cfg.checkpoint_every == 0 or step == cfg.steps - 1:
             save_checkpoint(out, model, opt, step + 1, cfg, mcfg, info)

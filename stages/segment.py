@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from slmfactory.manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE, segment_id
+from slmfactory.manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE, id_key, segment_id
 from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
 
 SR = TARGET_SAMPLE_RATE
@@ -173,7 +173,8 @@ class VadSegmentStage(Stage):
             a, b = int(round(s * SR)), int(round(e * SR))
             r["start"] = round(base_start + a / SR, 6)
             r["duration"] = round((b - a) / SR, 6)
-            r["id"] = segment_id(row.get("source") or "", row.get("audio_path"), r["start"], r["duration"])
+            r["id"] = segment_id(row.get("source") or "", row.get("audio_path"), r["start"], r["duration"],
+                                 key=id_key(row["id"]) if row.get("id") else None)
             r["meta"] = json.dumps({**meta, "segment": k, "segments_in_file": len(segs),
                                     "vad": "known_spans" if known else "silero"}, sort_keys=True)
             r[AUDIO_COLUMN] = wav[a:b]

@@ -129,6 +129,7 @@ class AlignGate:
 
     @staticmethod
     def _run(d: Any, pcm: bytes) -> None:
+        d.reinit_feat()  # CMN/noise estimates carry over between utterances: reset so items are independent
         d.start_utt()
         d.process_raw(pcm, full_utt=True)
         d.end_utt()
