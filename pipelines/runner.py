@@ -84,12 +84,17 @@ def run_recipe(recipe: str | Path | Recipe, overrides: dict[str, Any] | None = N
         ex = RayExecutor(rec.stages) if executor == "ray" else LocalExecutor(rec.stages)
         by_idx = {s.index: s for s in pending}
         written = 0
-        for idx, table in _group_by_shard(ex.run([s.path for s in pending]), [s.index for s in pending]):
-            _write_shard(out, by_idx[idx], table, fp)
-            res.shards_run += 1
-            written += 1
-            if fail_after_shards is not None and written >= fail_after_shards:
-                raise RuntimeError(f"stopped on purpose after {written} shard(s) (fail_after_shards)")
+        from tqdm import tqdm
+
+        with tqdm(total=len(pending), desc=f"{rec.name}: shards", unit="shard",
+                  disable=not sys.stderr.isatty()) as bar:
+            for idx, table in _group_by_shard(ex.run([s.path for s in pending]), [s.index for s in pending]):
+                _write_shard(out, by_idx[idx], table, fp)
+                res.shards_run += 1
+                written += 1
+                bar.update(1)
+                if fail_after_shards is not None and written >= fail_after_shards:
+                    raise RuntimeError(f"stopped on purpose after {written} shard(s) (fail_after_shards)")
     for hook in rec.finalize:
         _call_hook(hook.uses, ctx, hook.params)
     _tally(out, shards, res)
