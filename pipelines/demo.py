@@ -67,8 +67,24 @@ def run_demo(out: Path, executor: str = "ray", console: Console | None = None) -
         results.append({"step": title, "status": "ok", "rows": res.rows, "errors": res.errors,
                         "hours": res.hours, "seconds": time.time() - t0, "out": str(run_out), **{
                             k: v for k, v in (res.extras or {}).items() if isinstance(v, (int, float, str))}})
+    results.append(_train_small_lm(out, console))
     _print_overview(results, console)
     return results
+
+
+def _train_small_lm(out: Path, console: Console) -> dict[str, Any]:
+    """Last step: a few CPU steps of the bundled speech LM on the interleaved recipe's packed blocks."""
+    packed = out / "interleaved" / "packed"
+    if not list(packed.glob("*.parquet")):
+        return {"step": "train speech LM", "status": "skipped (no packed shards)"}
+    from slmfactory.slm.train import TrainConfig, train
+
+    console.rule("[bold]train a small speech LM[/] — slm/ (20 CPU steps; `slmfactory slm train` for more)")
+    res = train(TrainConfig(data=str(packed), out=str(out / "slm"), steps=20, batch_size=2, checkpoint_every=20))
+    console.print(f"loss {res['first_loss']:.3f} -> {res['last_loss']:.3f} in {res['seconds']:.1f} s; "
+                  f"checkpoint in {res['out']}")
+    return {"step": "train speech LM", "status": "ok", "rows": "", "errors": "", "out": res["out"],
+            "first_loss": res["first_loss"], "last_loss": res["last_loss"]}
 
 
 def _print_overview(results: list[dict[str, Any]], console: Console) -> None:

@@ -12,6 +12,7 @@ import glob
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,7 +144,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 def _progress(total: int, start: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, desc="train", unit="step")
+    return tqdm(total=total, initial=start, desc="train", unit="step", disable=not sys.stderr.isatty())
 
 
 # --- checkpoints: safetensors + JSON, atomic ------------------------------------------------------------
