@@ -130,14 +130,15 @@ class LocalExecutor:
             for i in range(0, table.num_rows, batch_rows):
                 part = table.slice(i, batch_rows)
                 for k, (spec, stage) in enumerate(zip(self.specs, self.stages)):
-                    last = k == len(self.stages) - 1
-                    bs = spec.batch_size or batch_rows
-                    pieces = [table_from_rows(stage(table_to_batch(part.slice(j, bs))), drop_transient=last)
-                              for j in range(0, max(part.num_rows, 1), bs)] if part.num_rows else []
-                    part = pa.concat_tables(pieces, promote_options="permissive") if pieces else part
-                if not self.stages:
-                    part = part.drop_columns([c for c in TRANSIENT_COLUMNS if c in part.column_names])
+                    part = _apply_in_batches(stage, part, spec.batch_size or batch_rows,
+                                             drop_transient=k == len(self.stages) - 1)
                 yield part
+
+
+def _apply_in_batches(stage: Any, part: pa.Table, batch_size: int, drop_transient: bool) -> pa.Table:
+    pieces = [table_from_rows(stage(table_to_batch(part.slice(j, batch_size))), drop_transient=drop_transient)
+              for j in range(0, part.num_rows, batch_size)]
+    return pa.concat_tables(pieces, promote_options="permissive") if pieces else part
 
 
 class RayExecutor:

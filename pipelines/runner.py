@@ -280,18 +280,15 @@ def _init_ray(address: str | None) -> None:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for mod in ("slmfactory", "ray", "pyarrow", "torch", "torchaudio", "numpy", "soundfile", "soxr", "faiss",
-                "silero_vad", "pocketsphinx", "polars", "datasets", "transformers"):
-        try:
-            if mod == "slmfactory":
-                from importlib.metadata import version
+    """Installed versions for run.json, read from package metadata (importing torch here would cost seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-                out[mod] = version("slmfactory")
-                continue
-            m = sys.modules.get(mod) or importlib.import_module(mod)
-            out[mod] = str(getattr(m, "__version__", "?"))
-        except Exception:  # noqa: BLE001 - a missing optional library is just not listed
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("slmfactory", "ray", "pyarrow", "torch", "torchaudio", "numpy", "soundfile", "soxr", "faiss-cpu",
+                 "silero-vad", "pocketsphinx", "polars", "datasets", "transformers"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:  # an optional library that is not installed is just not listed
             continue
     return out
 
