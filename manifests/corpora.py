@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from slmfactory.manifests import folder, hf, jsonl, librilight, librispeech, lhotse_io, podcasts
+from . import folder, hf, jsonl, librilight, librispeech, lhotse_io, podcasts
 
 Discover = Callable[..., Iterator[dict[str, Any]]]
 

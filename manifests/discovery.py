@@ -18,9 +18,9 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from slmfactory.manifests.schema import dumps_meta, segment_id
-from slmfactory.stages.audio import AUDIO_EXTS
-from slmfactory.stages.base import reject
+from .schema import dumps_meta, segment_id
+from ..stages.audio import AUDIO_EXTS
+from ..stages.base import reject
 
 DISCOVER = "discover"  # the stage name in the errors table
 log = logging.getLogger("slmfactory.manifests.discovery")

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from slmfactory.manifests.schema import AUDIO_COLUMN, ERROR_COLUMN, ERROR_STAGE_COLUMN, TARGET_SAMPLE_RATE
+from .schema import AUDIO_COLUMN, ERROR_COLUMN, ERROR_STAGE_COLUMN, TARGET_SAMPLE_RATE
 
 TARGETS = ("hf", "lhotse")
 
@@ -64,7 +64,7 @@ def export(path: str | os.PathLike, to: str, out: str | os.PathLike, **opts: Any
         raise ValueError(f"unknown export target {to!r}; use one of {', '.join(TARGETS)}")
     files = manifest_files(path)
     if to == "lhotse":
-        from slmfactory.manifests.lhotse_io import export_lhotse
+        from .lhotse_io import export_lhotse
 
         return ExportSummary(export_lhotse(iter_rows(files), str(out), prefix=opts.get("prefix", "slmfactory")))
     return ExportSummary(export_hf(files, str(out), **opts))
@@ -138,7 +138,7 @@ def _examples(files: tuple[str, ...], names: tuple[str, ...], sampling_rate: int
 def _flac_bytes(path: str, start: float | None, duration: float | None, sampling_rate: int | None) -> bytes:
     import soundfile as sf
 
-    from slmfactory.stages.audio import load_audio, probe
+    from ..stages.audio import load_audio, probe
 
     sr = sampling_rate or probe(path).sample_rate
     wav, _ = load_audio(path, float(start or 0.0), duration, target_sr=sr)

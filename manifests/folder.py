@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
-from slmfactory.manifests.discovery import TextError, check_root, is_audio, make_item, read_utf8, rejected, walk
+from .discovery import TextError, check_root, is_audio, make_item, read_utf8, rejected, walk
 
 
 def discover(root: str, source: str = "folder", speaker_from_dir: bool = False, **_: Any) -> Iterator[dict]:

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from slmfactory.manifests.discovery import check_root, make_item, rejected, walk
+from .discovery import check_root, make_item, rejected, walk
 
 PATH_COLUMNS = ("audio_path", "path", "audio_filepath", "file", "filename")
 TEXT_COLUMNS = ("text", "sentence", "transcript", "transcription", "normalized_text")

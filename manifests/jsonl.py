@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any, Iterable, Iterator
 
-from slmfactory.manifests.discovery import check_root, files_with_suffix, make_item, open_lines, rejected
+from .discovery import check_root, files_with_suffix, make_item, open_lines, rejected
 
 AUDIO_KEYS = ("audio_path", "audio_filepath")  # ours, NeMo's
 KNOWN = {"id", "text", "speaker", "start", "duration", *AUDIO_KEYS}

@@ -5,7 +5,7 @@ import json
 import os
 from typing import Any, Iterator
 
-from slmfactory.manifests.discovery import (
+from .discovery import (
     TextError, check_root, is_audio, make_item, read_utf8, rejected, valid_spans, walk,
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
-from slmfactory.manifests.discovery import (
+from .discovery import (
     TextError, check_root, decode_utf8, find_audio, is_audio, make_item, rejected, walk,
 )
 

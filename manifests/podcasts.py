@@ -7,7 +7,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from typing import Any, Iterator
 
-from slmfactory.manifests.discovery import TextError, check_root, is_audio, make_item, read_utf8, rejected, walk
+from .discovery import TextError, check_root, is_audio, make_item, read_utf8, rejected, walk
 
 RSS_EXTS = (".xml", ".rss")
 ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"

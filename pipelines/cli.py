@@ -55,8 +55,8 @@ def print_summary(res: Any, title: str) -> None:
 
 
 def _run(recipe: str, overrides: dict[str, Any], executor: str, address: Optional[str], title: str):
-    from slmfactory.pipelines.recipe import RecipeError
-    from slmfactory.pipelines.runner import run_recipe
+    from .recipe import RecipeError
+    from .runner import run_recipe
 
     try:
         res = run_recipe(recipe, overrides, executor=executor, address=address, console=console)
@@ -100,7 +100,7 @@ def run(
     Examples: `slmfactory run units corpus=/data/ls out=out/units`,
     `slmfactory run pipelines/units.yaml stages.tokenize.params.kmeans=km/hubert_l6_k500`.
     """
-    from slmfactory.pipelines.recipe import RecipeError, parse_overrides
+    from .recipe import RecipeError, parse_overrides
 
     try:
         overrides = parse_overrides(list(ctx.args))
@@ -114,7 +114,7 @@ def run(
 @app.command("inspect")
 def inspect_cmd(path: Path = typer.Argument(..., help="a run folder, a manifest folder or a Parquet file")) -> None:
     """Counts, hours, speakers, a duration histogram, and per-column views (units, tokens, messages)."""
-    from slmfactory.manifests.inspect import inspect_path
+    from ..manifests.inspect import inspect_path
 
     if not path.exists():
         _fail(f"{path}: not found; give a run folder (with manifest/) or a Parquet file")
@@ -128,7 +128,7 @@ def export(
     out: Path = typer.Option(..., "-o", "--out", help="where to write the export"),
 ) -> None:
     """Export a manifest as a Hugging Face dataset (load_from_disk) or Lhotse manifests."""
-    from slmfactory.manifests.export import export as do_export
+    from ..manifests.export import export as do_export
 
     if to not in ("hf", "lhotse"):
         _fail(f"--to must be hf or lhotse, got {to!r}")
@@ -149,7 +149,7 @@ def corpus_generate(
     out: Path = typer.Argument(..., help="output folder"),
 ) -> None:
     """Write a small corpus of the given shape (needs espeak-ng)."""
-    from slmfactory.manifests import generate
+    from ..manifests import generate
 
     fns = {"librispeech": generate.make_librispeech, "librilight": generate.make_librilight,
            "podcasts": generate.make_podcasts, "folder": generate.make_folder, "bad": generate.make_bad_corpus}
@@ -165,7 +165,7 @@ def demo(
     executor: str = typer.Option("ray", help=EXECUTOR_HELP),
 ) -> None:
     """Generate a small corpus and run every shipped recipe on it with the offline defaults."""
-    from slmfactory.pipelines.demo import run_demo
+    from .demo import run_demo
 
     run_demo(out, executor=executor, console=console)
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import pyarrow.parquet as pq
 
-from slmfactory.pipelines.recipe import Recipe
+from .recipe import Recipe
 
 
 @dataclass
@@ -38,7 +38,7 @@ def iter_input(spec: dict[str, Any]) -> Iterator[dict[str, Any]]:
     if kind == "manifest":
         yield from iter_manifest(spec.pop("path"))
         return
-    from slmfactory.manifests.corpora import discover
+    from ..manifests.corpora import discover
 
     root = spec.pop("root", None)
     if root is None:

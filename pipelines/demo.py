@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from slmfactory.pipelines.recipe import PACKAGED
+from .recipe import PACKAGED
 
 # (title, recipe name, corpus shape it reads, overrides) - run in this order
 DEMO_STEPS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -29,7 +29,7 @@ DEMO_STEPS: list[tuple[str, str, str, dict[str, Any]]] = [
 
 
 def make_corpora(root: Path, console: Console) -> dict[str, Path]:
-    from slmfactory.manifests import generate
+    from ..manifests import generate
 
     made = {}
     for shape, fn, kw in (("librispeech", generate.make_librispeech, {"speakers": 3, "utts": 4}),
@@ -47,8 +47,8 @@ def make_corpora(root: Path, console: Console) -> dict[str, Path]:
 
 
 def run_demo(out: Path, executor: str = "ray", console: Console | None = None) -> list[dict[str, Any]]:
-    from slmfactory.pipelines.cli import print_summary
-    from slmfactory.pipelines.runner import run_recipe
+    from .cli import print_summary
+    from .runner import run_recipe
 
     console = console or Console()
     out = Path(out)
@@ -77,7 +77,7 @@ def _train_small_lm(out: Path, console: Console) -> dict[str, Any]:
     packed = out / "interleaved" / "packed"
     if not list(packed.glob("*.parquet")):
         return {"step": "train speech LM", "status": "skipped (no packed shards)"}
-    from slmfactory.slm.train import TrainConfig, train
+    from ..slm.train import TrainConfig, train
 
     console.rule("[bold]train a small speech LM[/] — slm/ (20 CPU steps; `slmfactory slm train` for more)")
     res = train(TrainConfig(data=str(packed), out=str(out / "slm"), steps=20, batch_size=2, checkpoint_every=20))

@@ -19,32 +19,12 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from slmfactory.manifests.schema import TRANSIENT_COLUMNS, table_from_rows
-from slmfactory.pipelines.recipe import StageSpec
-from slmfactory.pipelines.registry import resolve
+from ..manifests.schema import TRANSIENT_COLUMNS
+from .recipe import StageSpec
+from .registry import resolve
 
 _STAGE_CACHE: dict[str, Any] = {}
 log = logging.getLogger("slmfactory.pipelines")
-
-
-def table_to_batch(table: pa.Table) -> dict[str, list[Any]]:
-    """Arrow -> dict of lists; numeric list columns (waveforms, units) become numpy arrays, zero-copy."""
-    import numpy as np
-
-    out: dict[str, list[Any]] = {}
-    for name in table.column_names:
-        col = table.column(name).combine_chunks()
-        typ = col.type
-        if pa.types.is_list(typ) and (pa.types.is_floating(typ.value_type) or pa.types.is_integer(typ.value_type)) \
-                and col.null_count == 0 and len(col):
-            offsets = col.offsets.to_numpy()
-            values = col.values.to_numpy(zero_copy_only=False)
-            out[name] = [values[offsets[i]:offsets[i + 1]] for i in range(len(col))]
-        elif pa.types.is_list(typ) and pa.types.is_floating(typ.value_type):
-            out[name] = [None if v is None else np.asarray(v, dtype=np.float32) for v in col.to_pylist()]
-        else:
-            out[name] = col.to_pylist()
-    return out
 
 
 def _read_shards(paths: pa.Table) -> pa.Table:
@@ -63,7 +43,7 @@ def run_stage_on_table(table: pa.Table, spec_json: str, drop_transient: bool) ->
         spec = StageSpec(**json.loads(spec_json))
         _set_threads(spec.num_cpus)
         stage = _STAGE_CACHE[spec_json] = build_stage(spec)
-    return table_from_rows(stage(table_to_batch(table)), drop_transient=drop_transient)
+    return stage.apply_table(table, drop_transient=drop_transient)
 
 
 class StageActor:
@@ -76,7 +56,7 @@ class StageActor:
         self.drop_transient = drop_transient
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return table_from_rows(self.stage(table_to_batch(table)), drop_transient=self.drop_transient)
+        return self.stage.apply_table(table, drop_transient=self.drop_transient)
 
 
 def _set_threads(num_cpus: float) -> None:
@@ -136,7 +116,7 @@ class LocalExecutor:
 
 
 def _apply_in_batches(stage: Any, part: pa.Table, batch_size: int, drop_transient: bool) -> pa.Table:
-    pieces = [table_from_rows(stage(table_to_batch(part.slice(j, batch_size))), drop_transient=drop_transient)
+    pieces = [stage.apply_table(part.slice(j, batch_size), drop_transient=drop_transient)
               for j in range(0, part.num_rows, batch_size)]
     return pa.concat_tables(pieces, promote_options="permissive") if pieces else part
 

@@ -1,31 +1,14 @@
-"""Short stage names used in recipes -> ``module:Class``.
+"""What recipes may name: registered stages (``manifests.registry.STAGES``) and column inspectors.
 
-Why a table and not import-by-string everywhere: recipes stay readable (``uses: tokenize``) and nothing
-in a YAML file is ever evaluated; a recipe may still name ``package.module:Class`` explicitly.
+Why one resolver: a recipe is data. ``uses: tokenize`` (or the stage's full ``module:Class``) resolves
+only to a class registered in our stage folders; anything else is refused with the known names and the
+closest match, before a worker starts.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-STAGES: dict[str, str] = {
-    # manifests / audio (issue: foundation)
-    "decode": "slmfactory.stages.decode:DecodeStage",
-    "vad_segment": "slmfactory.stages.segment:VadSegmentStage",
-    "load_audio": "slmfactory.stages.decode:LoadAudioStage",
-    # tokenize/
-    "tokenize": "slmfactory.tokenize.stage:TokenizeStage",
-    # stages/ (ASR, alignment, interleaving)
-    "asr": "slmfactory.stages.asr:AsrStage",
-    "normalize_text": "slmfactory.stages.textnorm:NormalizeTextStage",
-    "align": "slmfactory.stages.align:AlignStage",
-    "interleave": "slmfactory.stages.interleave:InterleaveStage",
-    # synth/
-    "tts": "slmfactory.synth.stage:TtsStage",
-    "synth_crossmodal": "slmfactory.synth.stage:CrossModalStage",
-    "synth_instruct": "slmfactory.synth.stage:InstructStage",
-    "synth_sqa": "slmfactory.synth.stage:SqaStage",
-}
+from ..manifests.registry import STAGES, UnknownName
 
 # column present in a table -> "module:function(table, console)" that `slmfactory inspect` calls
 INSPECTORS: dict[str, str] = {
@@ -36,9 +19,11 @@ INSPECTORS: dict[str, str] = {
 
 
 def resolve(name: str) -> Any:
-    """A short name or ``module:attr`` -> the object. Raises with the known names on a typo."""
-    target = STAGES.get(name, name)
-    if ":" not in target:
-        raise KeyError(f"unknown stage {name!r}; known: {', '.join(sorted(STAGES))}, or give 'package.module:Class'")
-    mod, attr = target.split(":", 1)
-    return getattr(importlib.import_module(mod), attr)
+    """A registered stage name, or its exact ``module:Class`` -> the class. Raises with the known names."""
+    if ":" in name:
+        by_target = {e.target: e.name for e in STAGES.entries().values()}
+        if name not in by_target:
+            raise UnknownName(f"{name!r} is not a registered stage class; recipes may name only registered "
+                              f"stages: {', '.join(STAGES.names())}")
+        name = by_target[name]
+    return STAGES.load(name)

@@ -30,11 +30,11 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from slmfactory.manifests.schema import (BASE_COLUMNS, ERROR_COLUMN, ERROR_SCHEMA, ERROR_STAGE_COLUMN,
+from ..manifests.schema import (BASE_COLUMNS, ERROR_COLUMN, ERROR_SCHEMA, ERROR_STAGE_COLUMN,
                                          TRANSIENT_COLUMNS, table_from_rows)
-from slmfactory.pipelines.context import RunContext
-from slmfactory.pipelines.executors import LocalExecutor, RayExecutor
-from slmfactory.pipelines.recipe import Recipe, load_recipe
+from .context import RunContext
+from .executors import LocalExecutor, RayExecutor
+from .recipe import Recipe, load_recipe
 
 HIDDEN = {"_seq": pa.int64(), "_shard": pa.int32(), "_input": pa.string(),
           "_spans": pa.list_(pa.list_(pa.float64()))}

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from slmfactory.slm.model import SpeechLM, lm_loss
+from .model import SpeechLM, lm_loss
 
 
 @torch.inference_mode()

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from slmfactory.slm.model import ModelConfig, SpeechLM, lm_loss
+from .model import ModelConfig, SpeechLM, lm_loss
 
 
 @dataclass

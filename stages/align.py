@@ -27,10 +27,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from slmfactory.manifests.schema import TARGET_SAMPLE_RATE
-from slmfactory.stages.audio import load_audio
-from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
-from slmfactory.stages.textnorm import normalized_words
+from ..manifests.schema import TARGET_SAMPLE_RATE
+from .audio import load_audio
+from .base import Row, Stage, reject
+from .textnorm import normalized_words
 
 
 class AlignmentError(ValueError):
@@ -210,7 +210,7 @@ class CtcAligner:
     def emissions(self, wavs: Sequence[np.ndarray]) -> list["Any"]:
         """(T_i, C+1) log-probs per waveform (star column appended); windows batched across rows."""
         torch = self.torch
-        from slmfactory.stages.ctc import add_star_column
+        from .ctc import add_star_column
 
         chunks: list[tuple[int, int, np.ndarray]] = []  # (row, window index, samples)
         for r, w in enumerate(wavs):
@@ -262,7 +262,7 @@ class CtcAligner:
         return targets, positions, spelled / max(1, len(words))
 
     def align_batch(self, wavs: Sequence[np.ndarray], word_lists: Sequence[Sequence[str]]):
-        from slmfactory.stages.ctc import forced_align, merge_tokens
+        from .ctc import forced_align, merge_tokens
 
         ems = self.emissions(wavs)
         out: list[Any] = []
@@ -315,8 +315,7 @@ class AlignStage(Stage):
         self.overwrite = overwrite
         self.tighten = tighten
 
-    def process(self, batch: Batch) -> Batch:
-        rows = to_rows(batch)
+    def process(self, rows: list[Row]) -> list[Row]:
         todo, wavs, words = [], [], []
         for i, row in enumerate(rows):
             if row.get("words") and not self.overwrite:
@@ -347,4 +346,4 @@ class AlignStage(Stage):
                 continue
             row["words"] = [w.as_dict() for w in aligned]
             row["aligner"] = self.aligner.name
-        return from_rows(rows, batch)
+        return rows

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from slmfactory.stages.audio import load_audio
-from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
-from slmfactory.stages.textnorm import normalize_text
+from .audio import load_audio
+from .base import Row, Stage, reject
+from .textnorm import normalize_text
 
 FILLERS = ("<", "[", "+")
 
@@ -110,8 +110,7 @@ class AsrStage(Stage):
             make_asr(backend, **({"model": model} if model is not None else {}), **backend_params)
         self.min_confidence = float(min_confidence)
 
-    def process(self, batch: Batch) -> Batch:
-        rows = to_rows(batch)
+    def process(self, rows: list[Row]) -> list[Row]:
         for row in rows:
             if row.get("text") is not None and str(row["text"]).strip():
                 continue
@@ -134,4 +133,4 @@ class AsrStage(Stage):
                 reject(row, self.name, f"{where}: ASR confidence {conf:.2f} < min_confidence {self.min_confidence}; "
                        f"the transcript {text[:40]!r} is unreliable (noisy or non-English audio?); lower "
                        f"min_confidence or use a stronger backend")
-        return from_rows(rows, batch)
+        return rows

@@ -1,23 +1,32 @@
-"""The stage contract: a small callable class over a batch (a dict of equal-length column lists).
+"""The stage contract: a small class that maps live rows to output rows.
 
-Why: stages must be testable on a plain dict without Ray, and a bad row must never crash a run
-nor disappear. ``Stage.__call__`` gives every stage that behaviour once:
+Why: stages must be testable on plain data without Ray, and a bad row must never crash a run nor
+disappear. The base class gives every stage that behaviour once, and converts data once each way:
 
-* rows that an earlier stage already rejected (``error`` set) pass through untouched;
-* ``process(batch)`` sees only live rows and returns the output rows (it may return more rows than it
-  got, e.g. VAD segmentation, or mark rows bad with :func:`reject`);
-* if ``process`` raises on a whole batch, the batch is retried row by row, so one corrupt file only
-  rejects its own row, with the exception as the reason.
+* the executor hands a stage an Arrow table; :meth:`Stage.apply_table` turns it into row dicts once
+  (numeric list columns such as waveforms and units become zero-copy numpy slices), and the rows the
+  stage returns into one Arrow table once (declared types from ``manifests/schema.py``);
+* ``process(rows)`` sees only live rows (rows an earlier stage rejected pass by untouched) and returns
+  the output rows: the same dicts with columns added, more rows (VAD segmentation) or rows marked bad
+  with :func:`reject`. Never fewer: a row that cannot be processed is rejected, not dropped;
+* if ``process`` raises on a batch, the base class retries row by row, so one corrupt file only rejects
+  its own row, with the exception as the reason;
+* output rows keep the order of the inputs they came from (the hidden ``_seq`` column).
 
-``__init__`` loads models once per worker (Ray actor); ``__call__`` must not reload them.
+``__init__`` loads models once per worker process (Ray task cache or actor); ``process`` must not reload.
+Calling a stage on a dict of columns (``stage({"id": [...], ...})``) returns a dict of columns: the form
+tests and notebooks use.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from slmfactory.manifests.schema import ERROR_COLUMN, ERROR_STAGE_COLUMN
+import pyarrow as pa
 
+from ..manifests.schema import ERROR_COLUMN, ERROR_STAGE_COLUMN, table_from_rows
+
+Row = dict[str, Any]
 Batch = dict[str, list[Any]]
 log = logging.getLogger("slmfactory.stages")
 
@@ -28,24 +37,43 @@ def batch_len(batch: Mapping[str, Any]) -> int:
     return 0
 
 
-def to_rows(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+def to_rows(batch: Mapping[str, Any]) -> list[Row]:
+    """Columns -> rows (for tests and callers holding columns; the runner never goes through columns)."""
     names = list(batch)
-    n = batch_len(batch)
     cols = [list(batch[k]) for k in names]
-    return [{k: cols[j][i] for j, k in enumerate(names)} for i in range(n)]
+    return [{k: cols[j][i] for j, k in enumerate(names)} for i in range(batch_len(batch))]
 
 
-def from_rows(rows: list[dict[str, Any]], like: Mapping[str, Any] | None = None) -> Batch:
-    """Rows to columns; missing values become None. Column order: ``like``'s first, then new ones."""
-    names: list[str] = list(like) if like is not None else []
+def from_rows(rows: Sequence[Mapping[str, Any]], like: Mapping[str, Any] | None = None) -> Batch:
+    """Rows -> columns; missing values become None. Column order: ``like``'s first, then new ones."""
+    names: dict[str, None] = dict.fromkeys(like or ())
     for r in rows:
-        for k in r:
-            if k not in names:
-                names.append(k)
+        names.update(dict.fromkeys(r))
     return {k: [r.get(k) for r in rows] for k in names}
 
 
-def reject(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
+def table_to_rows(table: pa.Table) -> list[Row]:
+    """Arrow -> row dicts in one pass; numeric list columns become numpy slices of one buffer (no copy)."""
+    import numpy as np
+
+    cols: dict[str, list[Any]] = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        typ = col.type
+        numeric = pa.types.is_list(typ) and (pa.types.is_floating(typ.value_type) or pa.types.is_integer(typ.value_type))
+        if numeric and col.null_count == 0 and len(col):
+            offsets = col.offsets.to_numpy()
+            values = col.values.to_numpy(zero_copy_only=False)
+            cols[name] = [values[offsets[i]:offsets[i + 1]] for i in range(len(col))]
+        elif numeric and pa.types.is_floating(typ.value_type):
+            cols[name] = [None if v is None else np.asarray(v, dtype=np.float32) for v in col.to_pylist()]
+        else:
+            cols[name] = col.to_pylist()
+    names = list(cols)
+    return [{k: cols[k][i] for k in names} for i in range(table.num_rows)]
+
+
+def reject(row: Row, stage: str, reason: str) -> Row:
     """Mark a row bad: it goes to OUT/errors with this stage and reason."""
     row[ERROR_COLUMN] = reason
     row[ERROR_STAGE_COLUMN] = stage
@@ -57,43 +85,49 @@ def is_rejected(row: Mapping[str, Any]) -> bool:
 
 
 class Stage:
-    """Base class. Subclasses set ``name`` and implement ``process``."""
+    """Base class. Subclasses set ``name`` (the name recipes use) and implement ``process``."""
 
     name: str = "stage"
 
-    def process(self, batch: Batch) -> Batch:  # pragma: no cover - abstract
+    def process(self, rows: list[Row]) -> list[Row]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(self, batch: Mapping[str, Any]) -> Batch:
-        batch = {k: list(v) for k, v in batch.items()}
-        n = batch_len(batch)
-        if ERROR_COLUMN not in batch:
-            batch[ERROR_COLUMN] = [None] * n
-            batch[ERROR_STAGE_COLUMN] = [None] * n
-        rows = to_rows(batch)
+    def apply(self, rows: list[Row]) -> list[Row]:
+        """Run ``process`` on the live rows with rejection, row-by-row retry and order keeping."""
         live = [r for r in rows if not is_rejected(r)]
         dead = [r for r in rows if is_rejected(r)]
-        out_rows: list[dict[str, Any]] = []
+        out: list[Row] = []
         if live:
-            try:
-                out_rows = to_rows(self.process(from_rows(live, batch)))
+            try:  # shallow copies: a process that fails half-way must not leave columns on the retried rows
+                out = self.process([dict(r) for r in live])
             except Exception as e:  # noqa: BLE001 - isolate the bad row below
                 if len(live) == 1:
-                    out_rows = [reject(dict(live[0]), self.name, _reason(e))]
+                    out = [reject(dict(live[0]), self.name, _reason(e))]
                 else:
                     log.debug("stage %s failed on a batch of %d, retrying row by row: %s", self.name, len(live), e)
+                    out = []
                     for r in live:
                         try:
-                            out_rows.extend(to_rows(self.process(from_rows([r], batch))))
+                            out.extend(self.process([dict(r)]))
                         except Exception as e1:  # noqa: BLE001
-                            out_rows.append(reject(dict(r), self.name, _reason(e1)))
-        for r in out_rows:
+                            out.append(reject(dict(r), self.name, _reason(e1)))
+        for r in out:
             r.setdefault(ERROR_COLUMN, None)
             r.setdefault(ERROR_STAGE_COLUMN, None)
-        rows_out = out_rows + dead
-        if "_seq" in batch:  # outputs stay in the order of the inputs they came from (runner relies on it)
-            rows_out.sort(key=lambda r: r["_seq"])
-        return from_rows(rows_out, batch)
+        out += dead
+        if out and "_seq" in out[0]:  # outputs stay in the order of the inputs they came from
+            out.sort(key=lambda r: r["_seq"])
+        return out
+
+    def apply_table(self, table: pa.Table, drop_transient: bool = False) -> pa.Table:
+        """What executors call: Arrow in, Arrow out, one conversion each way."""
+        return table_from_rows(self.apply(table_to_rows(table)), drop_transient=drop_transient)
+
+    def __call__(self, batch: Mapping[str, Any] | list[Row]) -> Any:
+        """Rows in -> rows out; a dict of columns in -> a dict of columns out (tests, notebooks)."""
+        if isinstance(batch, Mapping):
+            return from_rows(self.apply(to_rows(batch)), batch)
+        return self.apply([dict(r) for r in batch])
 
 
 def _reason(e: BaseException) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from slmfactory.manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE
-from slmfactory.stages.audio import load_audio
-from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
+from ..manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE
+from .audio import load_audio
+from .base import Row, Stage, reject
 
 
 class DecodeStage(Stage):
@@ -23,11 +23,11 @@ class DecodeStage(Stage):
         self.target_sr = int(target_sample_rate)
         self.min_seconds = float(min_seconds)
 
-    def process(self, batch: Batch) -> Batch:
+    def process(self, rows: list[Row]) -> list[Row]:
         out: list[dict[str, Any]] = []
-        for row in to_rows(batch):
+        for row in rows:
             out.append(self._one(dict(row)))
-        return from_rows(out, batch)
+        return out
 
     def _one(self, row: dict[str, Any]) -> dict[str, Any]:
         path = row.get("audio_path")

@@ -69,7 +69,7 @@ def describe(table: pa.Table, console: Any, params: dict[str, Any] | None = None
     if not params or not (params.get("text_tokenizer") or params.get("trained_tokenizer")):
         console.print(f"tokens: {tokens[:60]} ... (give the interleave params to decode)")
         return
-    from slmfactory.stages.interleave import decode_sequence, make_vocab
+    from .interleave import decode_sequence, make_vocab
 
     keys = ("preset", "mixture", "mode", "text_marker", "speech_marker")
     tok, vocab, _ = make_vocab(params.get("text_tokenizer"), params.get("num_units", 500),
@@ -77,7 +77,7 @@ def describe(table: pa.Table, console: Any, params: dict[str, Any] | None = None
                                **{k: params[k] for k in keys if k in params})
     spans = None
     if words and "units" in table.column_names and "unit_rate_hz" in table.column_names:
-        from slmfactory.stages.wordspans import word_unit_spans
+        from .wordspans import word_unit_spans
 
         units = table.column("units")[pick].as_py() or []
         durs = table.column("unit_durations")[pick].as_py() if "unit_durations" in table.column_names else None

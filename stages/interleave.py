@@ -23,9 +23,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
-from slmfactory.stages.textnorm import normalized_words
-from slmfactory.stages.wordspans import word_unit_spans
+from .base import Row, Stage, reject
+from .textnorm import normalized_words
+from .wordspans import word_unit_spans
 
 FORMATS = ("speech", "text", "speech_text", "text_speech", "interleaved")
 # RECIPES.md presets. slamkit: train_inter_scale.yaml mixture (text .20 / interleaved .54 / speech .25,
@@ -200,7 +200,7 @@ def make_vocab(text_tokenizer: str | None, num_units: int, preset: str | None = 
                trained_tokenizer: str | None = None, **overrides: Any):
     """Text tokenizer, shared vocabulary and resolved params. ``text_tokenizer`` (a local tokenizer) wins over
     ``trained_tokenizer`` (where the recipe's ``train_text_tokenizer`` hook writes one)."""
-    from slmfactory.stages.texttok import TextTokenizer
+    from .texttok import TextTokenizer
 
     p = resolve_params(preset or "default", **overrides)
     path = text_tokenizer or trained_tokenizer
@@ -227,9 +227,9 @@ class InterleaveStage(Stage):
         self.formats = list(self.params["mixture"])
         self.weights = np.array([self.params["mixture"][f] for f in self.formats])
 
-    def process(self, batch: Batch) -> Batch:
+    def process(self, rows: list[Row]) -> list[Row]:
         out = []
-        for row in to_rows(batch):
+        for row in rows:
             where = row.get("audio_path") or row.get("id")
             units = row.get("units")
             if units is None or len(units) == 0:
@@ -263,4 +263,4 @@ class InterleaveStage(Stage):
             row["format"] = fmt
             row["tokens"] = np.asarray(tokens, dtype=np.int32)
             out.append(row)
-        return from_rows(out, batch)
+        return out

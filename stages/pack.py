@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from slmfactory.stages.interleave import make_vocab
+from .interleave import make_vocab
 
 PACKED_SCHEMA = pa.schema([
     pa.field("input_ids", pa.list_(pa.int32())),

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from slmfactory.manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE, id_key, segment_id
-from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
+from ..manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE, id_key, segment_id
+from .base import Row, Stage, reject
 
 SR = TARGET_SAMPLE_RATE
 
@@ -141,11 +141,11 @@ class VadSegmentStage(Stage):
                                               speech_pad_ms=self.speech_pad_ms, audio_length_samples=len(wav))
         return [(t["start"] / SR, t["end"] / SR) for t in ts]
 
-    def process(self, batch: Batch) -> Batch:
+    def process(self, rows: list[Row]) -> list[Row]:
         out: list[dict[str, Any]] = []
-        for row in to_rows(batch):
+        for row in rows:
             out.extend(self._one(dict(row)))
-        return from_rows(out, batch)
+        return out
 
     def _one(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         wav = row.get(AUDIO_COLUMN)

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Any
 
-from slmfactory.stages.base import Batch, Stage, reject, to_rows, from_rows
+from .base import Row, Stage, reject
 
 ABBREVIATIONS = {
     "mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint", "jr": "junior", "sr": "senior",
@@ -75,9 +75,9 @@ class NormalizeTextStage(Stage):
         if params:
             raise TypeError(f"normalize_text takes no parameters, got {sorted(params)}")
 
-    def process(self, batch: Batch) -> Batch:
+    def process(self, rows: list[Row]) -> list[Row]:
         out = []
-        for row in to_rows(batch):
+        for row in rows:
             text = row.get("text")
             if text is None or not str(text).strip():
                 out.append(reject(row, self.name, f"{row.get('audio_path') or row.get('id')}: no transcript to "
@@ -91,4 +91,4 @@ class NormalizeTextStage(Stage):
             row["text_original"] = text if row.get("text_original") is None else row["text_original"]
             row["text_normalized"] = norm
             out.append(row)
-        return from_rows(out, batch)
+        return out

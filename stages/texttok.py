@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from slmfactory.stages.textnorm import normalize_text
+from .textnorm import normalize_text
 
 log = logging.getLogger("slmfactory.stages.texttok")
 

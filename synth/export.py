@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import soundfile as sf
 
-from slmfactory.manifests.schema import TARGET_SAMPLE_RATE
+from ..manifests.schema import TARGET_SAMPLE_RATE
 
 GATE_RX = re.compile(r"\bgate (\w+):")
 KEEP = ["id", "task", "source", "speaker", "voice", "text", "duration"]
@@ -49,7 +49,7 @@ def audio_bytes(path: str, start: float | None = None, duration: float | None = 
         info = sf.info(path)
         if whole or abs(info.frames / info.samplerate - float(duration)) < 0.01:
             return Path(path).read_bytes()
-    from slmfactory.stages.audio import load_audio
+    from ..stages.audio import load_audio
 
     wav, _ = load_audio(path, start or 0.0, duration)
     buf = io.BytesIO()

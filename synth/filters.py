@@ -80,7 +80,7 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 
 def content_words(text: str) -> list[str]:
-    from slmfactory.synth.prompts import STOPWORDS
+    from .prompts import STOPWORDS
 
     return [w for w in _WORD.findall((text or "").lower()) if w not in STOPWORDS]
 

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import soxr
 
-from slmfactory.manifests.schema import TARGET_SAMPLE_RATE
+from ..manifests.schema import TARGET_SAMPLE_RATE
 
 
 @dataclass

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence
 
-from slmfactory.synth.prompts import RULES, ParseError, Prompt
+from .prompts import RULES, ParseError, Prompt
 
 VLLM_INSTALL = "pip install 'slmfactory[vllm]' (GPU machines only: vLLM pins its own torch and needs CUDA)"
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from slmfactory.synth import filters
+from . import filters
 
 
 @dataclass

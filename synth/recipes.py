@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from slmfactory.synth.export import export_hf_chat
+from .export import export_hf_chat
 
 GATE_KEYS = ("gates", "min_grounding", "dedup_threshold", "max_words", "max_answer_words", "attempts")
 
@@ -20,7 +20,7 @@ GATE_KEYS = ("gates", "min_grounding", "dedup_threshold", "max_words", "max_answ
 def extend_templates(ctx: Any, llm: dict[str, Any] | None = None, per_template: int = 2, dest: str = "templates.json",
                      base: str | None = None, gen: dict[str, Any] | None = None) -> str:
     """Write ``OUT/<dest>``: the base pool plus validated LLM paraphrases (a ``tts`` one must keep ``{text}``)."""
-    from slmfactory.synth.stage import ParaphraseStage, load_templates
+    from .stage import ParaphraseStage, load_templates
 
     pool = load_templates(base)
     stage = ParaphraseStage(llm=llm or {"backend": "template"}, gen=gen, seed=getattr(ctx, "seed", 0))

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from slmfactory.manifests.schema import dumps_meta
-from slmfactory.stages.base import Batch, Stage, from_rows, reject, to_rows
-from slmfactory.synth import filters, gates
-from slmfactory.synth.llm import GenParams, Outcome, generate_validated, make_llm, model_name
-from slmfactory.synth.prompts import ParseError, Prompt, parse_json, paraphrase_prompt, rewrite_prompt, sqa_prompt
-from slmfactory.synth.tts import VoiceSampler, make_tts, write_flac
+from ..manifests.schema import dumps_meta
+from ..stages.base import Row, Stage, reject
+from . import filters, gates
+from .llm import GenParams, Outcome, generate_validated, make_llm, model_name
+from .prompts import ParseError, Prompt, parse_json, paraphrase_prompt, rewrite_prompt, sqa_prompt
+from .tts import VoiceSampler, make_tts, write_flac
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -56,7 +56,7 @@ def _where(row: dict[str, Any]) -> str:
 
 def fill_audio_info(row: dict[str, Any]) -> str | None:
     """Probe the row's audio header (cheap) to fill duration/sample_rate/num_channels; the error reason or None."""
-    from slmfactory.stages.audio import AudioError, probe
+    from ..stages.audio import AudioError, probe
 
     if row.get("duration") and row.get("sample_rate"):
         return None
@@ -108,9 +108,9 @@ class CrossModalStage(Stage):
             raise ValueError(f"tasks {missing} have no templates in the pool (has {sorted(self.pool)})")
         self.seed = seed
 
-    def process(self, batch: Batch) -> Batch:
+    def process(self, rows: list[Row]) -> list[Row]:
         out = []
-        for row in to_rows(batch):
+        for row in rows:
             text = (row.get("text") or "").strip()
             if not row.get("audio_path") or not text:
                 out.append(reject(row, self.name, f"{_where(row)}: cross-modal tasks need audio and a transcript; "
@@ -132,7 +132,7 @@ class CrossModalStage(Stage):
                             {"role": "assistant", "text": None, "audio": row["audio_path"]}]
                 r["messages"] = messages_json(msgs)
                 out.append(r)
-        return from_rows(out, batch)
+        return out
 
 
 # --- LLM stages ---------------------------------------------------------------------------------------
@@ -186,8 +186,7 @@ class InstructStage(_LlmStage):
             raise ParseError(f"answer has {n} words, more than twice max_answer_words={self.max_answer_words}")
         return {"instruction": v["instruction"].strip(), "answer": v["answer"].strip()}
 
-    def process(self, batch: Batch) -> Batch:
-        rows = to_rows(batch)
+    def process(self, rows: list[Row]) -> list[Row]:
         out: list[dict[str, Any] | None] = [None] * len(rows)
         todo, prompts = [], []
         for i, row in enumerate(rows):
@@ -212,7 +211,7 @@ class InstructStage(_LlmStage):
                     {"role": "assistant", "text": o.value["answer"], "audio": None, "speak": self.speak_answer}]
             out[i] = dict(row, text=o.value["instruction"], text_original=instr, messages=messages_json(msgs),
                           task="instruct_s2s" if self.speak_answer else "instruct_s2t", gate=None)
-        return from_rows([r for r in out if r is not None], batch)
+        return [r for r in out if r is not None]
 
 
 def windows(text: str, window_words: int, stride: int | None = None) -> list[str]:
@@ -252,8 +251,7 @@ class SqaStage(_LlmStage):
             pairs.append({"question": p["question"].strip(), "answer": p["answer"].strip()})
         return pairs
 
-    def process(self, batch: Batch) -> Batch:
-        rows = to_rows(batch)
+    def process(self, rows: list[Row]) -> list[Row]:
         out: list[list[dict[str, Any]]] = [[] for _ in rows]
         jobs: list[tuple[int, int, str]] = []
         for i, row in enumerate(rows):
@@ -300,7 +298,7 @@ class SqaStage(_LlmStage):
                 else:
                     r["gate"] = json.dumps({"grounding": round(score, 3)})
                 out[i].append(r)
-        return from_rows([r for rs in out for r in rs], batch)
+        return [r for rs in out for r in rs]
 
 
 class ParaphraseStage(_LlmStage):
@@ -384,8 +382,7 @@ class TtsStage(Stage):
             res.append(self.wer(text, wav, sr))
         return res, dur
 
-    def process(self, batch: Batch) -> Batch:
-        rows = to_rows(batch)
+    def process(self, rows: list[Row]) -> list[Row]:
         items: list[tuple[int, int, str, str]] = []  # row, message index (-1: the row's text), text, voice
         parsed: list[list[dict[str, Any]] | None] = []
         dead: set[int] = set()
@@ -453,7 +450,7 @@ class TtsStage(Stage):
                 for m in parsed[i]:
                     m.pop("speak", None)
                 row["messages"] = messages_json(parsed[i])
-        return from_rows(rows, batch)
+        return rows
 
 
 def gates_align(cfg: Any) -> gates.AlignGate | None:

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import soxr
 
-from slmfactory.tokenize.base import SR, pick_device, pick_precision
+from .base import SR, pick_device, pick_precision
 
 
 class CodecTokenizer:
@@ -22,7 +22,7 @@ class CodecTokenizer:
                  precision: str | None = "fp32"):
         import torch
 
-        from slmfactory.tokenize.kmeans import file_hash
+        from .kmeans import file_hash
 
         p = Path(checkpoint) if checkpoint else None
         if p is None or not (p / "config.json").exists():

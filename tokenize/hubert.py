@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from slmfactory.tokenize.base import SR, buckets, chunk_spans, pick_device, pick_precision, torch_dtype
+from .base import SR, buckets, chunk_spans, pick_device, pick_precision, torch_dtype
 
 log = logging.getLogger("slmfactory.tokenize")
 EDGE_PAD = 40  # samples each side (slamkit): frames = floor(samples / 320)
@@ -172,7 +172,7 @@ class TorchaudioHubert(_Base):
         sha = "random"
         if checkpoint:
             model.load_state_dict(load_state_dict(checkpoint))
-            from slmfactory.tokenize.kmeans import file_hash
+            from .kmeans import file_hash
 
             sha = file_hash(checkpoint)
         n_layers = len(model.encoder.transformer.layers)
@@ -258,7 +258,7 @@ class HFHubert(_Base):
         self.frame_rate_hz = SR / self.hop
         self.model = model.eval().to(self.device)
         self.layer, self.dim = layer, cfg.hidden_size
-        from slmfactory.tokenize.kmeans import file_hash
+        from .kmeans import file_hash
 
         sha = file_hash(p)
         self.name = f"hf-{cfg.model_type}-L{layer}-{sha[:8]}"

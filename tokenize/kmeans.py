@@ -162,7 +162,7 @@ def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, 
 
 def inertia(feats: np.ndarray, centroids: np.ndarray) -> float:
     """Sum of squared distances of every frame to its nearest centroid (what k-means minimises)."""
-    from slmfactory.tokenize.assign import Assigner
+    from .assign import Assigner
 
     a = Assigner(centroids)
     u = a(feats)
@@ -216,7 +216,7 @@ def sample_rows(rows: Iterable[dict[str, Any]], hours: float, seed: int) -> list
 
 
 def load_row_audio(row: dict[str, Any]) -> np.ndarray:
-    from slmfactory.stages.audio import load_audio
+    from ..stages.audio import load_audio
 
     dur = row.get("duration")
     wav, _ = load_audio(row["audio_path"], float(row.get("start") or 0.0), float(dur) if dur else None)
@@ -267,7 +267,7 @@ def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int 
     centroids fit the features the stage will compute. Give the stage the same ``kmeans`` path (e.g. via a
     recipe var such as ``${out}/kmeans/spectral-k100``).
     """
-    from slmfactory.tokenize.stage import build_extractor
+    from .stage import build_extractor
 
     k, hours, seed, max_points_per_centroid = int(k), float(hours), int(seed), int(max_points_per_centroid)
     prefix = Path(kmeans)

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from slmfactory.tokenize.assign import Assigner
-from slmfactory.tokenize.kmeans import KMeansModel
+from .assign import Assigner
+from .kmeans import KMeansModel
 
 
 class KMeansTokenizer:

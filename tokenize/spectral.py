@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from slmfactory.tokenize.base import SR
+from .base import SR
 
 EDGE_PAD = 40  # samples each side (slamkit): frames = floor(samples / hop)
 

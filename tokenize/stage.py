@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from slmfactory.manifests.schema import AUDIO_COLUMN
-from slmfactory.stages.base import Batch, Stage, reject, to_rows, from_rows
-from slmfactory.tokenize import postprocess
-from slmfactory.tokenize.base import set_cpu_threads
+from ..manifests.schema import AUDIO_COLUMN
+from ..stages.base import Row, Stage, reject
+from . import postprocess
+from .base import set_cpu_threads
 
 log = logging.getLogger("slmfactory.tokenize")
 TOKENIZERS = ("spectral", "hubert", "hf-hubert", "encodec", "mimi")
@@ -29,16 +29,16 @@ def build_extractor(tokenizer: str = "spectral", checkpoint: str | None = None, 
                     preset: str | None = None, allow_random: bool = False, **_: Any):
     """The feature extractor named by the stage parameters (shared by the stage and k-means training)."""
     if preset:
-        from slmfactory.tokenize.presets import preset as get_preset
+        from .presets import preset as get_preset
 
         p = get_preset(preset)
         tokenizer, layer, arch = p["tokenizer"], layer or p.get("layer"), arch or p.get("arch")
     if tokenizer == "spectral":
-        from slmfactory.tokenize.spectral import SpectralFeatures
+        from .spectral import SpectralFeatures
 
         return SpectralFeatures(kind=kind, deltas=deltas, cmn=cmn)
     if tokenizer == "hubert":
-        from slmfactory.tokenize.hubert import TorchaudioHubert
+        from .hubert import TorchaudioHubert
 
         if not checkpoint and not allow_random:
             raise ValueError("tokenizer=hubert needs checkpoint=<local .pt/.pth/.safetensors state_dict> "
@@ -46,7 +46,7 @@ def build_extractor(tokenizer: str = "spectral", checkpoint: str | None = None, 
         return TorchaudioHubert(checkpoint or None, layer=layer or 6, arch=arch or "hubert_base", device=device,
                                 precision=precision, batch_seconds=batch_seconds)
     if tokenizer == "hf-hubert":
-        from slmfactory.tokenize.hubert import HFHubert
+        from .hubert import HFHubert
 
         if not checkpoint:
             raise ValueError("tokenizer=hf-hubert needs checkpoint=<local Hugging Face model directory>")
@@ -59,12 +59,12 @@ def build_tokenizer(tokenizer: str = "spectral", kmeans: str | None = None, chec
     if tokenizer not in TOKENIZERS:
         raise ValueError(f"tokenizer={tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
     if tokenizer in ("encodec", "mimi"):
-        from slmfactory.tokenize.codec import CodecTokenizer
+        from .codec import CodecTokenizer
 
         return CodecTokenizer(checkpoint, kind=tokenizer, num_codebooks=num_codebooks, device=device,
                               precision=precision or "fp32")
-    from slmfactory.tokenize import kmeans as km
-    from slmfactory.tokenize.quantized import KMeansTokenizer
+    from . import kmeans as km
+    from .quantized import KMeansTokenizer
 
     if not kmeans:
         raise ValueError(f"tokenizer={tokenizer} needs kmeans=<path prefix of .npy/.json>; train one with "
@@ -82,7 +82,7 @@ class TokenizeStage(Stage):
                  device: str = "auto", num_codebooks: int = 8, num_threads: int | None = None,
                  load_workers: int = 4, chunk_rows: int | None = None, **params: Any):
         if preset:
-            from slmfactory.tokenize.presets import preset as get_preset
+            from .presets import preset as get_preset
 
             tokenizer = get_preset(preset)["tokenizer"]
         self.tok = build_tokenizer(tokenizer, kmeans=kmeans, checkpoint=checkpoint, layer=layer, preset=preset,
@@ -107,7 +107,7 @@ class TokenizeStage(Stage):
 
     def _get_audio(self, r: dict[str, Any]) -> np.ndarray | str:
         """The row's waveform, or a reject reason naming the input and the fix."""
-        from slmfactory.stages.audio import load_audio
+        from ..stages.audio import load_audio
 
         a = r.get(AUDIO_COLUMN)
         if a is None:
@@ -128,8 +128,7 @@ class TokenizeStage(Stage):
             return f"{where}: audio has NaN/inf samples; re-encode it"
         return a
 
-    def process(self, batch: Batch) -> Batch:
-        rows = to_rows(batch)
+    def process(self, rows: list[Row]) -> list[Row]:
         need_io = any(r.get(AUDIO_COLUMN) is None for r in rows)
         if need_io and self.load_workers > 1 and len(rows) > 1:
             # decode on threads, in order; the model works on chunk i while chunk i+1 is being decoded
@@ -141,7 +140,7 @@ class TokenizeStage(Stage):
                     self._encode_rows(rows[s: s + step], [f.result() for f in futures[s: s + step]])
         else:
             self._encode_rows(rows, [self._get_audio(r) for r in rows])
-        return from_rows(rows, batch)
+        return rows
 
     def _encode_rows(self, rows: list[dict[str, Any]], audio: list[np.ndarray | str]) -> None:
         good = []
