@@ -40,7 +40,7 @@ def main() -> None:
 
     from slmfactory.manifests import generate as gen
     from slmfactory.stages.align import CtcAligner, PocketsphinxAligner
-    from slmfactory.stages.audio import load_audio
+    from slmfactory.manifests.audio import load_audio
     from slmfactory.stages.ctc import ctc_viterbi, forced_align
     from slmfactory.stages.textnorm import normalized_words
 

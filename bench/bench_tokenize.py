@@ -48,7 +48,7 @@ def make_segments(n: int, out: Path, seed: int = 0) -> list[tuple[str, float]]:
 
 def per_file_loop(files, model, centroids: np.ndarray, out_dir: Path) -> list[np.ndarray]:
     """The usual dump script: one utterance at a time, fp32, numpy distance + argmin, one write per file."""
-    from slmfactory.stages.audio import load_audio
+    from slmfactory.manifests.audio import load_audio
 
     c_sq = (centroids ** 2).sum(1)
     units = []
@@ -100,7 +100,7 @@ def bench_a(args, tmp: Path):
     from slmfactory.tokenize.hubert import TorchaudioHubert
 
     fp32 = TorchaudioHubert(None, layer=6, device=args.device, precision="fp32", batch_seconds=0, seed=0)
-    from slmfactory.stages.audio import load_audio
+    from slmfactory.manifests.audio import load_audio
 
     feats = np.concatenate(fp32.features([load_audio(p)[0] for p, _ in files]))
     if "a" not in args.only:
@@ -163,7 +163,7 @@ def bench_b(args, feats: np.ndarray, ext):
     if args.kmeans_seconds > have_s:  # more real speech features (same random-weight HuBERT, fp32)
         with tempfile.TemporaryDirectory() as d:
             extra = make_segments(int(np.ceil((args.kmeans_seconds - have_s) / 5.0)), Path(d), seed=1)
-            from slmfactory.stages.audio import load_audio
+            from slmfactory.manifests.audio import load_audio
 
             feats = np.concatenate([feats] + ext.features([load_audio(p)[0] for p, _ in extra]))
     x = np.ascontiguousarray(feats, dtype=np.float32)

@@ -30,7 +30,7 @@ mode, root, out = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.time()
 if mode == "baseline":
     from slmfactory.manifests.corpora import discover
-    from slmfactory.stages.audio import load_audio
+    from slmfactory.manifests.audio import load_audio
     from slmfactory.stages.segment import merge_spans, split_long
     import torch
     from silero_vad import load_silero_vad, get_speech_timestamps
@@ -63,7 +63,7 @@ print("RESULT" + json.dumps({"seconds": seconds, "wall": wall, "startup": startu
 def make_corpus(root: Path, scale: int) -> float:
     """Podcast-shaped demo corpus; scale N = N times as many episodes (copies under new names)."""
     from slmfactory.manifests import generate
-    from slmfactory.stages.audio import probe
+    from slmfactory.manifests.audio import probe
 
     base = root / "base"
     generate.make_podcasts(base, episodes=4, sentences=10, mp3=False)

@@ -18,9 +18,8 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .schema import dumps_meta, segment_id
-from ..stages.audio import AUDIO_EXTS
-from ..stages.base import reject
+from .schema import reject, dumps_meta, segment_id
+from .audio import AUDIO_EXTS
 
 DISCOVER = "discover"  # the stage name in the errors table
 log = logging.getLogger("slmfactory.manifests.discovery")

@@ -138,7 +138,7 @@ def _examples(files: tuple[str, ...], names: tuple[str, ...], sampling_rate: int
 def _flac_bytes(path: str, start: float | None, duration: float | None, sampling_rate: int | None) -> bytes:
     import soundfile as sf
 
-    from ..stages.audio import load_audio, probe
+    from .audio import load_audio, probe
 
     sr = sampling_rate or probe(path).sample_rate
     wav, _ = load_audio(path, float(start or 0.0), duration, target_sr=sr)

@@ -205,7 +205,7 @@ def export_lhotse(rows: Iterable[dict[str, Any]], out_dir: str, prefix: str = "s
     Text-only rows and rows whose audio cannot be probed are skipped and counted in the returned summary
     (``skipped``: list of (id, reason)). Output is deterministic (gzip mtime 0, rows in manifest order).
     """
-    from ..stages.audio import AudioError, probe
+    from .audio import AudioError, probe
 
     os.makedirs(out_dir, exist_ok=True)
     rec_path = os.path.join(out_dir, f"{prefix}_recordings.jsonl.gz")
@@ -255,7 +255,7 @@ def _recording_id(path: str, taken: set[str]) -> str:
 
 
 def _supervision(row: dict[str, Any], rid: str) -> dict[str, Any]:
-    from ..stages.audio import probe
+    from .audio import probe
 
     start = float(row.get("start") or 0.0)
     duration = row.get("duration")

@@ -79,6 +79,13 @@ ERROR_SCHEMA = pa.schema(
 )
 
 
+def reject(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
+    """Mark a row bad: it flows on untouched and lands in OUT/errors with this stage and reason."""
+    row[ERROR_COLUMN] = reason
+    row[ERROR_STAGE_COLUMN] = stage
+    return row
+
+
 def column_type(name: str) -> pa.DataType | None:
     """The declared type of a column, or None when the column is not declared (inferred)."""
     for f in SEGMENT_FIELDS:

@@ -1,19 +1,19 @@
 """The ``slmfactory`` command line.
 
-Verbs of the foundation live here (ingest, run, inspect, export, demo, corpus); each product folder
-adds its own through ``register(app)`` in its ``cli.py`` (tokenize: ``kmeans``; synth: ``synth``; ...).
+Verbs of the foundation live here (ingest, run, inspect, export, demo, corpus); the verbs of each product
+folder live beside it in ``cli_<folder>.py`` (``register(app)``): the CLI is the top layer, so it may import
+every folder, and no folder imports the CLI.
 Exit codes are non-zero only when the run itself cannot proceed: bad rows go to OUT/errors.
 """
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from . import cli_slm, cli_stages, cli_synth, cli_tokenize
+from .console import EXECUTOR_HELP, _fail, _run, console
 
 app = typer.Typer(
     name="slmfactory",
@@ -25,47 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-EXECUTOR_HELP = "ray (embedded local Ray, or the cluster in RAY_ADDRESS / --address) or local (one process, for debugging)"
-
-
-def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def print_summary(res: Any, title: str) -> None:
-    t = Table(title=title, show_header=True, header_style="bold")
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    t.add_row("input items", str(res.inputs))
-    t.add_row("good rows (manifest)", str(res.rows))
-    t.add_row("rejected (errors)", str(res.errors))
-    for stage, n in res.errors_by_stage.items():
-        t.add_row(f"  rejected at {stage}", str(n))
-    t.add_row("hours of audio", f"{res.hours:.3f}")
-    t.add_row("shards run / skipped (resume)", f"{res.shards_run} / {res.shards_skipped}")
-    t.add_row("wall time", f"{res.wall_seconds:.1f} s")
-    for k, v in (res.extras or {}).items():
-        if isinstance(v, (str, int, float)):
-            t.add_row(k, str(v))
-    console.print(t)
-    console.print(f"outputs: [bold]{res.out_dir}/manifest[/] (good rows), [bold]{res.out_dir}/errors[/] "
-                  f"(rejected, with stage and reason), {res.out_dir}/run.json")
-
-
-def _run(recipe: str, overrides: dict[str, Any], executor: str, address: Optional[str], title: str):
-    from .recipe import RecipeError
-    from .runner import run_recipe
-
-    try:
-        res = run_recipe(recipe, overrides, executor=executor, address=address, console=console)
-    except (RecipeError, FileNotFoundError, NotADirectoryError) as e:
-        _fail(str(e))
-    print_summary(res, title)
-    return res
-
-
 @app.command()
 def ingest(
     kind: str = typer.Argument(..., help="corpus layout: librilight, librispeech, podcasts, folder, jsonl, lhotse, hf"),
@@ -114,7 +73,7 @@ def run(
 @app.command("inspect")
 def inspect_cmd(path: Path = typer.Argument(..., help="a run folder, a manifest folder or a Parquet file")) -> None:
     """Counts, hours, speakers, a duration histogram, and per-column views (units, tokens, messages)."""
-    from ..manifests.inspect import inspect_path
+    from .inspect import inspect_path
 
     if not path.exists():
         _fail(f"{path}: not found; give a run folder (with manifest/) or a Parquet file")
@@ -170,19 +129,8 @@ def demo(
     run_demo(out, executor=executor, console=console)
 
 
-def _register_plugins() -> None:
-    """Each product folder may add verbs via ``register(app)`` in its cli.py."""
-    for mod in ("slmfactory.tokenize.cli", "slmfactory.stages.cli", "slmfactory.synth.cli", "slmfactory.slm.cli"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name == mod:
-                continue
-            raise
-        m.register(app)
-
-
-_register_plugins()
+for _verbs in (cli_tokenize, cli_stages, cli_synth, cli_slm):  # each adds its verbs (kmeans, bpe, align, synth, slm)
+    _verbs.register(app)
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ def make_corpora(root: Path, console: Console) -> dict[str, Path]:
 
 
 def run_demo(out: Path, executor: str = "ray", console: Console | None = None) -> list[dict[str, Any]]:
-    from .cli import print_summary
+    from .console import print_summary
     from .runner import run_recipe
 
     console = console or Console()

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..manifests.schema import TARGET_SAMPLE_RATE
-from .audio import load_audio
+from ..manifests.audio import load_audio
 from .base import Row, Stage, reject
 from .textnorm import normalized_words
 

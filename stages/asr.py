@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import load_audio
+from ..manifests.audio import load_audio
 from .base import Row, Stage, reject
 from .textnorm import normalize_text
 

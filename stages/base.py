@@ -24,7 +24,9 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
-from ..manifests.schema import ERROR_COLUMN, ERROR_STAGE_COLUMN, table_from_rows
+from ..manifests.schema import ERROR_COLUMN, ERROR_STAGE_COLUMN, reject, table_from_rows
+
+__all__ = ["Row", "Stage", "reject", "is_rejected", "table_to_rows", "to_rows", "from_rows"]
 
 Row = dict[str, Any]
 Batch = dict[str, list[Any]]
@@ -71,13 +73,6 @@ def table_to_rows(table: pa.Table) -> list[Row]:
             cols[name] = col.to_pylist()
     names = list(cols)
     return [{k: cols[k][i] for k in names} for i in range(table.num_rows)]
-
-
-def reject(row: Row, stage: str, reason: str) -> Row:
-    """Mark a row bad: it goes to OUT/errors with this stage and reason."""
-    row[ERROR_COLUMN] = reason
-    row[ERROR_STAGE_COLUMN] = stage
-    return row
 
 
 def is_rejected(row: Mapping[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..manifests.schema import AUDIO_COLUMN, TARGET_SAMPLE_RATE
-from .audio import load_audio
+from ..manifests.audio import load_audio
 from .base import Row, Stage, reject
 
 

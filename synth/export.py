@@ -49,7 +49,7 @@ def audio_bytes(path: str, start: float | None = None, duration: float | None = 
         info = sf.info(path)
         if whole or abs(info.frames / info.samplerate - float(duration)) < 0.01:
             return Path(path).read_bytes()
-    from ..stages.audio import load_audio
+    from ..manifests.audio import load_audio
 
     wav, _ = load_audio(path, start or 0.0, duration)
     buf = io.BytesIO()

@@ -56,7 +56,7 @@ def _where(row: dict[str, Any]) -> str:
 
 def fill_audio_info(row: dict[str, Any]) -> str | None:
     """Probe the row's audio header (cheap) to fill duration/sample_rate/num_channels; the error reason or None."""
-    from ..stages.audio import AudioError, probe
+    from ..manifests.audio import AudioError, probe
 
     if row.get("duration") and row.get("sample_rate"):
         return None

@@ -135,7 +135,7 @@ def test_pocketsphinx_words_fall_inside_voice_activity(librivox, ps_stage):
     inside; the misses are first words starting ~0.1 s before VAD's onset (breath) and one trailing 'f'."""
     from silero_vad import get_speech_timestamps, load_silero_vad
 
-    from slmfactory.stages.audio import load_audio
+    from slmfactory.manifests.audio import load_audio
 
     vad = load_silero_vad()
     out = ps_stage({"id": [p.stem for p, _ in librivox], "audio_path": [str(p) for p, _ in librivox],
@@ -229,7 +229,7 @@ def test_align_cli_verb(librivox):
     import typer
     from typer.testing import CliRunner
 
-    from slmfactory.stages.cli import register
+    from slmfactory.pipelines.cli_stages import register
 
     app = typer.Typer()
     register(app)

@@ -20,7 +20,7 @@ from slmfactory.manifests import generate
 from slmfactory.manifests.corpora import discover
 from slmfactory.manifests.export import export, manifest_files
 from slmfactory.manifests.schema import table_from_rows
-from slmfactory.stages.audio import load_audio
+from slmfactory.manifests.audio import load_audio
 
 pytestmark = pytest.mark.skipif(not generate.have_espeak(), reason="espeak-ng is needed to generate test audio")
 

@@ -15,7 +15,7 @@ import pytest
 
 from slmfactory.manifests.schema import ERROR_SCHEMA, validate_segments
 from slmfactory.pipelines.runner import run_recipe
-from slmfactory.stages.audio import load_audio
+from slmfactory.manifests.audio import load_audio
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
-from slmfactory.manifests.inspect import EDGES, duration_bins, inspect_path
+from slmfactory.pipelines.inspect import EDGES, duration_bins, inspect_path
 from slmfactory.manifests.schema import ERROR_SCHEMA, table_from_rows
 from slmfactory.pipelines import registry
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from slmfactory.manifests import generate as gen
 from slmfactory.tokenize import kmeans as km
 from slmfactory.tokenize.assign import Assigner
-from slmfactory.tokenize.cli import register
+from slmfactory.pipelines.cli_tokenize import register
 
 
 def _blobs(n=3000, d=16, k=8, seed=0):

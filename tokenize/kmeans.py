@@ -216,7 +216,7 @@ def sample_rows(rows: Iterable[dict[str, Any]], hours: float, seed: int) -> list
 
 
 def load_row_audio(row: dict[str, Any]) -> np.ndarray:
-    from ..stages.audio import load_audio
+    from ..manifests.audio import load_audio
 
     dur = row.get("duration")
     wav, _ = load_audio(row["audio_path"], float(row.get("start") or 0.0), float(dur) if dur else None)

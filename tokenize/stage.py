@@ -107,7 +107,7 @@ class TokenizeStage(Stage):
 
     def _get_audio(self, r: dict[str, Any]) -> np.ndarray | str:
         """The row's waveform, or a reject reason naming the input and the fix."""
-        from ..stages.audio import load_audio
+        from ..manifests.audio import load_audio
 
         a = r.get(AUDIO_COLUMN)
         if a is None:

@@ -35,7 +35,7 @@ def iter_rows(manifest: Optional[Path], corpus: Optional[Path]) -> Iterator[dict
         for batch in d.to_batches(columns=have):
             yield from batch.to_pylist()
     elif corpus is not None:
-        from ..stages.audio import AUDIO_EXTS, probe
+        from ..manifests.audio import AUDIO_EXTS, probe
 
         if not corpus.is_dir():
             raise typer.BadParameter(f"{corpus}: not a folder of audio files")
@@ -73,9 +73,9 @@ def kmeans_train(
     """Sample features from a corpus and fit k-means with faiss (GPU when available)."""
     from rich.console import Console
 
-    from . import kmeans as km
-    from .presets import preset as get_preset
-    from .stage import build_extractor
+    from ..tokenize import kmeans as km
+    from ..tokenize.presets import preset as get_preset
+    from ..tokenize.stage import build_extractor
 
     if k is None:
         k = get_preset(preset)["k"] if preset else 100
@@ -102,7 +102,7 @@ def kmeans_import(
     """Convert published centroids once to .npy + JSON so they can be used without pickle."""
     from rich.console import Console
 
-    from . import kmeans as km
+    from ..tokenize import kmeans as km
 
     console = Console(stderr=True)
     if allow_pickle and src.suffix != ".npy":
@@ -129,7 +129,7 @@ def bpe_train(
     import pyarrow.dataset as ds
     from rich.console import Console
 
-    from . import postprocess
+    from ..tokenize import postprocess
 
     seqs = [u for u in ds.dataset(str(manifest), format="parquet").to_table(columns=["units"]).column("units")
             .to_pylist() if u]

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..manifests.schema import TARGET_SAMPLE_RATE
+from .schema import TARGET_SAMPLE_RATE
 
 SOUNDFILE_EXTS = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".au", ".sph"}
 FFMPEG_EXTS = {".mp3", ".m4a", ".aac", ".opus", ".webm", ".mp4", ".wma"}

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from .align import AlignStage
+        from ..stages.align import AlignStage
 
         if text.startswith("@"):
             text = Path(text[1:]).read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from .export import iter_rows, manifest_files
+from ..manifests.export import iter_rows, manifest_files
 
 # Segment-length bins in seconds: fine where speech segments live, coarse for whole files.
 EDGES = [0.0, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 300.0, 1800.0, math.inf]
@@ -141,7 +141,7 @@ def _print_summary(console: Console, path: str | Path, s: dict[str, Any]) -> Non
 
 def run_inspectors(files: list[str], console: Console, max_rows: int) -> list[str]:
     """Call ``describe(table, console)`` of each registered inspector whose column is present."""
-    from ..pipelines.registry import INSPECTORS
+    from .registry import INSPECTORS
 
     names = set(pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive").names)
     wanted = [(col, target) for col, target in INSPECTORS.items() if col in names]

@@ -20,7 +20,7 @@ def train_cmd(
     seed: int = typer.Option(0), device: str = typer.Option("auto", help="auto, cpu, cuda"),
 ) -> None:
     """Train (or resume) on packed blocks; writes model.safetensors, state.json, train_log.jsonl."""
-    from .train import TrainConfig, train
+    from ..slm.train import TrainConfig, train
 
     res = train(TrainConfig(data=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                             device=device, model={"n_layer": n_layer, "n_embd": n_embd, "n_head": n_head}))
@@ -35,8 +35,8 @@ def generate_cmd(
     top_k: int = typer.Option(25), seed: int = typer.Option(0),
 ) -> None:
     """Continue a prompt of token ids; prints the new ids."""
-    from .evaluate import generate
-    from .train import load_model
+    from ..slm.evaluate import generate
+    from ..slm.train import load_model
 
     model, _ = load_model(ckpt)
     ids = [int(x) for x in prompt.split(",") if x.strip()]
@@ -50,8 +50,8 @@ def eval_cmd(
     out: Optional[Path] = typer.Option(None, "-o", help="write the result JSON here"),
 ) -> None:
     """Pair accuracy: share of pairs whose positive has the lower mean NLL (ties 0.5)."""
-    from .evaluate import load_pairs, pair_accuracy
-    from .train import load_model
+    from ..slm.evaluate import load_pairs, pair_accuracy
+    from ..slm.train import load_model
 
     model, _ = load_model(ckpt)
     p = load_pairs(pairs)

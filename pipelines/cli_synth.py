@@ -26,8 +26,8 @@ def _go(ctx: typer.Context, recipe: str, corpus: Path, out: Path, kind: Optional
         executor: str, address: Optional[str], **extra: Any) -> None:
     import yaml
 
-    from ..pipelines.cli import _fail, _run
-    from ..pipelines.recipe import RecipeError, parse_overrides
+    from .console import _fail, _run
+    from .recipe import RecipeError, parse_overrides
 
     if not corpus.exists():
         _fail(f"{corpus}: not found; give the corpus folder, the JSONL file, or a previous run's OUT "
@@ -88,7 +88,7 @@ def sqa(ctx: typer.Context,
 def voices(backend: str = typer.Option("espeak"),
            model: Optional[str] = typer.Option(None, help="local model path")) -> None:
     """List the voices a TTS backend offers (what the voice sampler draws from)."""
-    from .tts import make_tts
+    from ..synth.tts import make_tts
 
     params = {} if backend == "espeak" else ({"model_dir": model} if backend == "coqui" else {"model_path": model})
     for v in make_tts(backend, **params).voices():
