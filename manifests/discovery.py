@@ -1,8 +1,8 @@
 """Shared pieces of the corpus recipes: a lazy sorted walk, the item builder, careful text reading.
 
-Why a module of its own: every recipe (``librispeech.py``, ``folder.py`` ...) yields the same item shape
-and must walk trees of any size the same way, and ``corpora.py`` imports the recipes, so the helpers
-cannot live there without an import cycle.
+Why a module of its own: every corpus kind (``librispeech.py``, ``folder.py`` ...: one
+:class:`~slmfactory.manifests.corpus.Corpus` subclass each) yields the same item shape and must walk trees
+of any size the same way.
 
 The item contract (consumed by the runner): ``id``, ``audio_path`` (absolute or None), ``start``,
 ``duration`` (None unless the item is already a segment), ``speaker``, ``text``, ``source``, ``meta``

@@ -8,9 +8,7 @@ FLAC bytes inside the Arrow shards (``datasets`` decodes FLAC with torchcodec). 
 """
 from __future__ import annotations
 
-import glob
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -20,9 +18,13 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import card
+from .clips import examples, flac_clip
+from .run_manifest import iter_rows, manifest_files
 from .schema import AUDIO_COLUMN, ERROR_COLUMN, ERROR_STAGE_COLUMN, TARGET_SAMPLE_RATE
 
 TARGETS = ("hf", "lhotse")
+FRONT_MATTER = ["pretty_name: SLM Factory export", "tags:", "- audio", "- speech", "- slmfactory"]
 
 
 class ExportSummary(dict):
@@ -35,36 +37,13 @@ class ExportSummary(dict):
         return f"{where} ({n} rows" + (f", {left} left out: listed in the summary/README.md)" if left else ")")
 
 
-def manifest_files(path: str | os.PathLike) -> list[str]:
-    """The Parquet shards of a run folder (its ``manifest/``), a folder of shards, or one Parquet file."""
-    p = Path(path)
-    if (p / "manifest").is_dir():
-        p = p / "manifest"
-    if p.is_file():
-        return [str(p)]
-    files = sorted(glob.glob(str(p / "*.parquet"))) if p.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"{path}: no Parquet manifest found (expected a run folder with manifest/, a "
-                                f"folder of *.parquet shards or a .parquet file); run a pipeline first")
-    return files
-
-
-def iter_rows(files: list[str], columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Rows of the shards in order, a batch at a time (never the whole manifest in memory)."""
-    for f in files:
-        pf = pq.ParquetFile(f)
-        cols = None if columns is None else [c for c in columns if c in pf.schema_arrow.names]
-        for rb in pf.iter_batches(batch_size=512, columns=cols):
-            yield from rb.to_pylist()
-
-
 def export(path: str | os.PathLike, to: str, out: str | os.PathLike, **opts: Any) -> dict[str, Any]:
     """Export the manifest at ``path`` to ``out`` as ``to`` = ``hf`` or ``lhotse``; returns a summary."""
     if to not in TARGETS:
         raise ValueError(f"unknown export target {to!r}; use one of {', '.join(TARGETS)}")
     files = manifest_files(path)
     if to == "lhotse":
-        from .lhotse_io import export_lhotse
+        from .lhotse_export import export_lhotse
 
         return ExportSummary(export_lhotse(iter_rows(files), str(out), prefix=opts.get("prefix", "slmfactory")))
     return ExportSummary(export_hf(files, str(out), **opts))
@@ -103,8 +82,7 @@ def export_hf(files: list[str], out: str, sampling_rate: int | None = TARGET_SAM
         n = len(ds)
         del ds
     stats = _stats(files, {i for i, _ in skipped})
-    card = dataset_card(stats, schema, sampling_rate, skipped, Path(files[0]).parent)
-    (out_p / "README.md").write_text(card, encoding="utf-8")
+    card.write(out_p, dataset_card(stats, schema, sampling_rate, skipped, Path(files[0]).parent))
     return {"path": out, "num_rows": n, "skipped": skipped, **stats}
 
 
@@ -120,31 +98,18 @@ class _Sink:
 
 def _examples(files: tuple[str, ...], names: tuple[str, ...], sampling_rate: int | None,
               skipped: _Sink) -> Iterator[dict[str, Any]]:
-    for row in iter_rows(list(files)):
-        ex = {k: row.get(k) for k in names}
+    def example(row: dict[str, Any]) -> dict[str, Any]:
         path = row.get("audio_path")
-        if path:
-            try:
-                ex[AUDIO_COLUMN] = {"bytes": _flac_bytes(path, row.get("start"), row.get("duration"), sampling_rate),
-                                    "path": f"{row['id']}.flac"}
-            except Exception as e:  # noqa: BLE001 - one unreadable file must not sink the export
-                skipped.append((row.get("id"), str(e) if str(e).startswith(path) else f"{path}: {e}"))
-                continue
-        else:
-            ex[AUDIO_COLUMN] = None
-        yield ex
+        audio = {"bytes": flac_clip(path, row.get("start"), row.get("duration"), sampling_rate),
+                 "path": f"{row['id']}.flac"} if path else None
+        return {**{k: row.get(k) for k in names}, AUDIO_COLUMN: audio}
+
+    yield from examples(iter_rows(list(files)), example, skipped, _reason)
 
 
-def _flac_bytes(path: str, start: float | None, duration: float | None, sampling_rate: int | None) -> bytes:
-    import soundfile as sf
-
-    from .audio import load_audio, probe
-
-    sr = sampling_rate or probe(path).sample_rate
-    wav, _ = load_audio(path, float(start or 0.0), duration, target_sr=sr)
-    buf = io.BytesIO()
-    sf.write(buf, wav.clip(-1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
+def _reason(row: dict[str, Any], e: Exception) -> str:
+    path = row.get("audio_path")
+    return str(e) if str(e).startswith(path) else f"{path}: {e}"
 
 
 def _stats(files: list[str], leave_out: set[str] = frozenset()) -> dict[str, Any]:
@@ -174,7 +139,6 @@ def dataset_card(stats: dict[str, Any], schema: pa.Schema, sampling_rate: int | 
             recipe = json.loads(run_json.read_text()).get("recipe")
         except ValueError:
             recipe = None
-    cols = "\n".join(f"| `{f.name}` | `{f.type}` |" for f in schema)
     srcs = ", ".join(f"{k} ({v})" for k, v in sorted(stats["sources"].items()))
     skipped_txt = "".join(f"\n- `{i}`: {r}" for i, r in skipped[:50]) or " none"
     if len(skipped) > 50:
@@ -185,43 +149,20 @@ def dataset_card(stats: dict[str, Any], schema: pa.Schema, sampling_rate: int | 
         inp = recipe.get("input") or {}
         made_by = (f", made by recipe `{recipe.get('name')}` (input kind `{inp.get('kind')}`"
                    f"{', stages ' + stages if stages else ''})")
-    return f"""---
-pretty_name: SLM Factory export
-tags:
-- audio
-- speech
-- slmfactory
----
-# Dataset card
-
-Exported by SLM Factory (`slmfactory export --to hf`) from `{manifest_dir}`{made_by}.
-
-| | |
-|---|---|
-| rows | {stats['rows']} |
-| hours of audio | {stats['hours']:.3f} |
-| speakers | {stats['speakers']} |
-| sources | {srcs} |
-| audio | FLAC, {f"{sampling_rate} Hz" if sampling_rate else "source rate"}, mono, one segment per row |
-
-## Load it
-```python
-from datasets import load_from_disk
-ds = load_from_disk("PATH")
-ds[0]["audio"]  # decoded segment
-```
-
-## Columns
-| column | type |
-|---|---|
-{cols}
-| `audio` | `Audio({sampling_rate})` |
-
-`meta` is a JSON object of corpus-specific fields. Time columns (`start`, `duration`) refer to `audio_path`,
-the source file the segment was cut from.
-
-## Licence
-The audio and text keep the licences of their source corpora ({srcs}); check them before redistribution.
-
-## Rows left out at export (audio no longer decodable):{skipped_txt}
-"""
+    facts = [("rows", stats["rows"]), ("hours of audio", f"{stats['hours']:.3f}"), ("speakers", stats["speakers"]),
+             ("sources", srcs),
+             ("audio", f"FLAC, {f'{sampling_rate} Hz' if sampling_rate else 'source rate'}, mono, one segment per row")]
+    columns = [(f"`{f.name}`", f"`{f.type}`") for f in schema] + [("`audio`", f"`Audio({sampling_rate})`")]
+    blocks = [
+        f"Exported by SLM Factory (`slmfactory export --to hf`) from `{manifest_dir}`{made_by}.",
+        card.table(facts),
+        '## Load it\n```python\nfrom datasets import load_from_disk\nds = load_from_disk("PATH")\n'
+        'ds[0]["audio"]  # decoded segment\n```',
+        "## Columns\n" + card.table(columns, ("column", "type")),
+        "`meta` is a JSON object of corpus-specific fields. Time columns (`start`, `duration`) refer to "
+        "`audio_path`,\nthe source file the segment was cut from.",
+        f"## Licence\nThe audio and text keep the licences of their source corpora ({srcs}); check them before "
+        "redistribution.",
+        f"## Rows left out at export (audio no longer decodable):{skipped_txt}",
+    ]
+    return card.render(FRONT_MATTER, "Dataset card", blocks)

@@ -10,7 +10,6 @@ fetched at set-up by ``python -m slmfactory.manifests.generate fetch-librivox`` 
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -19,10 +18,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from . import espeak as _espeak
 
 SR = 16_000
 # Short sentences from public-domain texts (Aesop, Grimm, Austen, the Harvard sentences).
@@ -53,24 +55,15 @@ SENTENCES = [
     "the fox could not reach the grapes on the vine",
 ]
 VOICES = ["en-us", "en-us+f3", "en-gb+m3", "en-gb-x-rp+f2", "en-us+m7", "en-029+f4"]
-RIFF = b"RIFF"
 
 
 def have_espeak() -> bool:
-    return shutil.which("espeak-ng") is not None
+    return _espeak.available()
 
 
 def espeak(text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50, sr: int = SR) -> np.ndarray:
-    """Speak ``text`` with espeak-ng; mono float32 at ``sr``."""
-    if not have_espeak():
-        raise RuntimeError("espeak-ng is not installed: run `apt-get install espeak-ng` (or `make setup` as root)")
-    proc = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "--stdout", text],
-                          capture_output=True, check=True)
-    wav, native = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
-    wav = wav[:, 0]
-    if native != sr:
-        wav = soxr.resample(wav, native, sr).astype(np.float32)
-    return wav
+    """Speak ``text`` with espeak-ng (the shared wrapper in :mod:`.espeak`); mono float32 at ``sr``."""
+    return _espeak.speak(text, voice, rate, pitch, sample_rate=sr)[0]
 
 
 def trim(wav: np.ndarray, threshold: float = 1e-3) -> np.ndarray:
@@ -241,6 +234,12 @@ def make_bad_corpus(root: str | Path) -> dict[str, str]:
     return kinds
 
 
+SHAPES: dict[str, Callable[..., Any]] = {  # what `slmfactory corpus generate SHAPE OUT` writes
+    "librispeech": make_librispeech, "librilight": make_librilight, "podcasts": make_podcasts,
+    "folder": make_folder, "bad": make_bad_corpus,
+}
+
+
 # --- real speech ---------------------------------------------------------------------------------
 def librivox_dir() -> Path:
     return Path(os.environ.get("SLMF_LIBRIVOX", Path(__file__).resolve().parent.parent / ".cache" / "librivox"))
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description="Generate test corpora or fetch the LibriVox clips.")
-    p.add_argument("what", choices=["librispeech", "librilight", "podcasts", "folder", "bad", "fetch-librivox"])
+    p.add_argument("what", choices=[*SHAPES, "fetch-librivox"])
     p.add_argument("out", nargs="?", default=None)
     a = p.parse_args(argv)
     if a.what == "fetch-librivox":
@@ -286,9 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if a.out is None:
         p.error("give an output folder")
-    fn = {"librispeech": make_librispeech, "librilight": make_librilight, "podcasts": make_podcasts,
-          "folder": make_folder, "bad": make_bad_corpus}[a.what]
-    fn(a.out)
+    SHAPES[a.what](a.out)
     print(a.out)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .corpus import Corpus
 from .discovery import check_root, make_item, rejected, walk
 
 PATH_COLUMNS = ("audio_path", "path", "audio_filepath", "file", "filename")
@@ -27,9 +28,10 @@ MAGIC = [(b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".mp
          (b"\xff\xf3", ".mp3"), (b"\xff\xf2", ".mp3")]
 
 
-def discover(root: str, source: str = "hf", split: str | None = None, audio_column: str | None = None,
-             text_column: str | None = None, extract_dir: str | None = None, **_: Any) -> Iterator[dict]:
-    """HF: a local dataset folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``
+class HfDataset(Corpus):
+    """A local Hugging Face dataset (save_to_disk folder, Parquet or Arrow files) with audio or text.
+
+    Layout: a local dataset folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``
     (``state.json`` + ``data-*.arrow``), or a ``.parquet``/``.arrow`` file or folder of them.
 
     Audio comes from an ``Audio`` column (``struct<bytes, path>``; bytes are extracted to
@@ -40,32 +42,37 @@ def discover(root: str, source: str = "hf", split: str | None = None, audio_colu
     rows. ``split`` picks one split of a DatasetDict (default: all, in sorted order). A row whose audio is
     neither bytes nor an existing file is rejected.
     """
-    root = check_root(root, "Hugging Face dataset", want_dir=False)
-    base = root if os.path.isdir(root) else os.path.dirname(root)
-    extract_dir = extract_dir or os.path.join(
-        os.path.expanduser("~/.cache/slmfactory/hf_audio"), hashlib.sha1(root.encode()).hexdigest()[:12])
-    for split_name, path in _data_files(root, split):
-        for b, batch in enumerate(_batches(path)):
-            acol = audio_column or _audio_column(batch.schema)
-            tcol = text_column or _first(batch.schema.names, TEXT_COLUMNS)
-            scol = _first(batch.schema.names, SPEAKER_COLUMNS)
-            icol = _first(batch.schema.names, ID_COLUMNS)
-            for i, row in enumerate(batch.to_pylist()):
-                where = f"{path}:batch{b}:row{i}"
-                key = (str(row[icol]) if icol and row.get(icol) not in (None, "")
-                       else f"{split_name or 'row'}-{b:05d}-{i:05d}")
-                meta = {k: v for k, v in row.items()
-                        if k not in (acol, tcol, scol) and isinstance(v, (str, int, float, bool))}
-                if split_name:
-                    meta["split"] = split_name
-                kw = dict(speaker=row.get(scol) if scol else None, meta=meta, input=where,
-                          text=row.get(tcol) if tcol and isinstance(row.get(tcol), str) else None)
-                try:
-                    audio = _audio_file(row.get(acol) if acol else None, base, extract_dir, key)
-                except ValueError as e:
-                    yield rejected(source, None, key, f"{where}: {e}", **kw)
-                    continue
-                yield make_item(source, audio, key, **kw)
+
+    name = "hf"
+
+    def discover(self, root: str, source: str = "hf", split: str | None = None, audio_column: str | None = None,
+                 text_column: str | None = None, extract_dir: str | None = None, **_: Any) -> Iterator[dict]:
+        root = check_root(root, "Hugging Face dataset", want_dir=False)
+        base = root if os.path.isdir(root) else os.path.dirname(root)
+        extract_dir = extract_dir or os.path.join(
+            os.path.expanduser("~/.cache/slmfactory/hf_audio"), hashlib.sha1(root.encode()).hexdigest()[:12])
+        for split_name, path in _data_files(root, split):
+            for b, batch in enumerate(_batches(path)):
+                acol = audio_column or _audio_column(batch.schema)
+                tcol = text_column or _first(batch.schema.names, TEXT_COLUMNS)
+                scol = _first(batch.schema.names, SPEAKER_COLUMNS)
+                icol = _first(batch.schema.names, ID_COLUMNS)
+                for i, row in enumerate(batch.to_pylist()):
+                    where = f"{path}:batch{b}:row{i}"
+                    key = (str(row[icol]) if icol and row.get(icol) not in (None, "")
+                           else f"{split_name or 'row'}-{b:05d}-{i:05d}")
+                    meta = {k: v for k, v in row.items()
+                            if k not in (acol, tcol, scol) and isinstance(v, (str, int, float, bool))}
+                    if split_name:
+                        meta["split"] = split_name
+                    kw = dict(speaker=row.get(scol) if scol else None, meta=meta, input=where,
+                              text=row.get(tcol) if tcol and isinstance(row.get(tcol), str) else None)
+                    try:
+                        audio = _audio_file(row.get(acol) if acol else None, base, extract_dir, key)
+                    except ValueError as e:
+                        yield rejected(source, None, key, f"{where}: {e}", **kw)
+                        continue
+                    yield make_item(source, audio, key, **kw)
 
 
 def _data_files(root: str, split: str | None) -> list[tuple[str | None, str]]:
@@ -146,3 +153,6 @@ def _audio_file(value: Any, base: str, extract_dir: str, key: str) -> str | None
         raise ValueError(f"audio file {path} not found (relative paths resolve against {base}) and the row "
                          f"has no audio bytes; fix the path or embed the audio")
     return None
+
+
+discover = HfDataset().discover  # the function form, discover(root, **opts), for scripts and tests

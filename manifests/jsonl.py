@@ -6,6 +6,7 @@ import math
 import os
 from typing import Any, Iterable, Iterator
 
+from .corpus import Corpus
 from .discovery import check_root, files_with_suffix, make_item, open_lines, rejected
 
 AUDIO_KEYS = ("audio_path", "audio_filepath")  # ours, NeMo's
@@ -13,9 +14,10 @@ KNOWN = {"id", "text", "speaker", "start", "duration", *AUDIO_KEYS}
 RESERVED = KNOWN | {"source", "meta", "sample_rate", "num_channels", "input", "spans", "key", "error", "error_stage"}
 
 
-def discover(root: str, source: str = "jsonl", keep: Iterable[str] = (), check_exists: bool = True,
-             **_: Any) -> Iterator[dict]:
-    """JSONL: a ``.jsonl``/``.jsonl.gz`` file (or a folder of them), one object per line:
+class Jsonl(Corpus):
+    """One JSON object per line with ``audio_path`` (or none: text-only rows) and optional fields.
+
+    Layout: a ``.jsonl``/``.jsonl.gz`` file (or a folder of them), one object per line:
     ``{"audio_path": "a.flac", "text": ..., "speaker": ..., "start": 1.5, "duration": 3.0, "id": ...}``.
 
     Only ``audio_path`` (or NeMo's ``audio_filepath``) is needed for audio rows; relative paths resolve
@@ -25,31 +27,36 @@ def discover(root: str, source: str = "jsonl", keep: Iterable[str] = (), check_e
     non-numeric or negative start/duration, non-string text, or names a missing audio file
     (``check_exists``) is rejected with its file and line number.
     """
-    root = check_root(root, "JSONL", want_dir=False)
-    keep = (keep,) if isinstance(keep, str) else tuple(keep)
-    clash = [k for k in keep if k in RESERVED]
-    if clash:
-        raise ValueError(f"jsonl option keep={list(keep)}: {clash} are already columns or item keys; keep "
-                         f"only extra fields (e.g. messages, task)")
-    for path in files_with_suffix(root, (".jsonl", ".jsonl.gz")):
-        base = os.path.dirname(path)
-        stem = os.path.basename(path).split(".")[0]
-        for lineno, raw in open_lines(path):
-            if not raw.strip():
-                continue
-            where = f"{path}:{lineno}"
-            key = f"{stem}-{lineno:06d}"
-            try:
-                obj = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as e:
-                yield rejected(source, None, key, f"{where}: not valid JSON ({e}); fix the line (one JSON "
-                               f"object per line) or remove it", input=where)
-                continue
-            if not isinstance(obj, dict) or not obj:
-                yield rejected(source, None, key, f"{where}: expected a non-empty JSON object, got "
-                               f"{type(obj).__name__}; write one object per line", input=where)
-                continue
-            yield _item(obj, source, base, key, where, keep, check_exists)
+
+    name = "jsonl"
+
+    def discover(self, root: str, source: str = "jsonl", keep: Iterable[str] = (), check_exists: bool = True,
+                 **_: Any) -> Iterator[dict]:
+        root = check_root(root, "JSONL", want_dir=False)
+        keep = (keep,) if isinstance(keep, str) else tuple(keep)
+        clash = [k for k in keep if k in RESERVED]
+        if clash:
+            raise ValueError(f"jsonl option keep={list(keep)}: {clash} are already columns or item keys; keep "
+                             f"only extra fields (e.g. messages, task)")
+        for path in files_with_suffix(root, (".jsonl", ".jsonl.gz")):
+            base = os.path.dirname(path)
+            stem = os.path.basename(path).split(".")[0]
+            for lineno, raw in open_lines(path):
+                if not raw.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                key = f"{stem}-{lineno:06d}"
+                try:
+                    obj = json.loads(raw)
+                except (ValueError, UnicodeDecodeError) as e:
+                    yield rejected(source, None, key, f"{where}: not valid JSON ({e}); fix the line (one JSON "
+                                   f"object per line) or remove it", input=where)
+                    continue
+                if not isinstance(obj, dict) or not obj:
+                    yield rejected(source, None, key, f"{where}: expected a non-empty JSON object, got "
+                                   f"{type(obj).__name__}; write one object per line", input=where)
+                    continue
+                yield _item(obj, source, base, key, where, keep, check_exists)
 
 
 def _item(obj: dict[str, Any], source: str, base: str, key: str, where: str, keep: tuple[str, ...],
@@ -84,3 +91,6 @@ def _item(obj: dict[str, Any], source: str, base: str, key: str, where: str, kee
     if path is not None and start is None and duration is not None:
         start = 0.0
     return make_item(source, path, key, text=text, start=start, duration=duration, **kw)
+
+
+discover = Jsonl().discover  # the function form, discover(root, **opts), for scripts and tests

@@ -1,4 +1,4 @@
-"""Lhotse manifests in and out: recordings / supervisions / cuts JSONL(.gz), read and written directly.
+"""Lhotse manifests in: recordings / supervisions / cuts JSONL(.gz), read directly (export: ``lhotse_export``).
 
 Why no ``lhotse`` dependency: its JSONL format is plain JSON (one ``Recording``, ``SupervisionSegment`` or
 ``MonoCut`` dict per line), and the package pulls a large dependency tree. We read the fields we need and
@@ -12,22 +12,22 @@ relative to the cut), recording, type: MonoCut}``.
 """
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
 import os
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
+from .corpus import Corpus
 from .discovery import check_root, files_with_suffix, make_item, open_lines, rejected
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
 log = logging.getLogger("slmfactory.manifests.lhotse_io")
 
 
-# --- import ----------------------------------------------------------------------------------------
-def discover(root: str, source: str = "lhotse", use: str = "auto", **_: Any) -> Iterator[dict]:
-    """Lhotse: a recordings/supervisions/cuts JSONL(.gz) file, or a folder of them
+class Lhotse(Corpus):
+    """Recordings / supervisions / cuts JSONL(.gz) manifests (a file or a folder of them).
+
+    Layout: a recordings/supervisions/cuts JSONL(.gz) file, or a folder of them
     (``*_recordings_*.jsonl.gz``, ``*_supervisions_*.jsonl.gz``, ``*_cuts_*.jsonl.gz``; the kind of each
     file is read from its first line, not its name).
 
@@ -42,54 +42,59 @@ def discover(root: str, source: str = "lhotse", use: str = "auto", **_: Any) -> 
     the same segments twice: ``use="auto"`` takes the supervisions (``use="cuts"`` the cuts) and logs
     which files it left aside.
     """
-    if use not in ("auto", "supervisions", "cuts"):
-        raise ValueError(f"lhotse option use={use!r}; choose auto, supervisions or cuts")
-    root = check_root(root, "Lhotse manifest", want_dir=False)
-    files = files_with_suffix(root, SUFFIXES)
-    kinds = {f: _file_kind(f) for f in files}
-    present = set(kinds.values())
-    if {"supervisions", "cuts"} <= present:
-        drop = "supervisions" if use == "cuts" else "cuts"
-        left = [f for f in files if kinds[f] == drop]
-        log.warning("lhotse: both supervisions and cuts under %s; importing %s, leaving aside %s (option use=)",
-                    root, "cuts" if drop == "supervisions" else "supervisions", ", ".join(left))
-        kinds = {f: ("ignored" if k == drop else k) for f, k in kinds.items()}
-    recordings: dict[str, dict[str, Any]] = {}
-    for f in files:
-        if kinds[f] == "recordings":
-            for where, obj, err in _objects(f):
-                if err is None and isinstance(obj.get("id"), str):
-                    recordings[obj["id"]] = {**obj, "_dir": os.path.dirname(f), "_where": where}
-                else:
-                    yield rejected(source, None, os.path.basename(where),
-                                   err or f"{where}: recording has no string id; fix the line", input=where)
-    used: set[str] = set()
-    for f in files:
-        if kinds[f] == "supervisions":
-            for where, obj, err in _objects(f):
-                if err is not None:
-                    yield rejected(source, None, os.path.basename(where), err, input=where)
-                    continue
-                used.add(str(obj.get("recording_id")))
-                yield _supervision_item(obj, recordings, source, where)
-        elif kinds[f] == "cuts":
-            for where, obj, err in _objects(f):
-                if isinstance(obj.get("recording"), dict):
-                    used.add(str(obj["recording"].get("id")))
-                yield (rejected(source, None, os.path.basename(where), err, input=where) if err
-                       else _cut_item(obj, source, where))
-        elif kinds[f] is None:
-            yield rejected(source, None, os.path.basename(f), f"{f}: not a Lhotse recordings/supervisions/cuts manifest (first line "
-                           f"has none of sources/recording_id/type); remove it from the folder", input=f)
-    for rid, rec in recordings.items():
-        if rid in used:
-            continue
-        path, err = _audio_path(rec, None)
-        meta = {"lhotse_id": rid, "recording_id": rid}
-        if err:
-            yield rejected(source, path, rid, f"{rec['_where']}: {err}", meta=meta, input=rec["_where"])
-        else:
-            yield make_item(source, path, rid, meta=meta, input=path)
+
+    name = "lhotse"
+
+    def discover(self, root: str, source: str = "lhotse", use: str = "auto", **_: Any) -> Iterator[dict]:
+        if use not in ("auto", "supervisions", "cuts"):
+            raise ValueError(f"lhotse option use={use!r}; choose auto, supervisions or cuts")
+        root = check_root(root, "Lhotse manifest", want_dir=False)
+        files = files_with_suffix(root, SUFFIXES)
+        kinds = {f: _file_kind(f) for f in files}
+        present = set(kinds.values())
+        if {"supervisions", "cuts"} <= present:
+            drop = "supervisions" if use == "cuts" else "cuts"
+            left = [f for f in files if kinds[f] == drop]
+            log.warning("lhotse: both supervisions and cuts under %s; importing %s, leaving aside %s (option use=)",
+                        root, "cuts" if drop == "supervisions" else "supervisions", ", ".join(left))
+            kinds = {f: ("ignored" if k == drop else k) for f, k in kinds.items()}
+        recordings: dict[str, dict[str, Any]] = {}
+        for f in files:
+            if kinds[f] == "recordings":
+                for where, obj, err in _objects(f):
+                    if err is None and isinstance(obj.get("id"), str):
+                        recordings[obj["id"]] = {**obj, "_dir": os.path.dirname(f), "_where": where}
+                    else:
+                        yield rejected(source, None, os.path.basename(where),
+                                       err or f"{where}: recording has no string id; fix the line", input=where)
+        used: set[str] = set()
+        for f in files:
+            if kinds[f] == "supervisions":
+                for where, obj, err in _objects(f):
+                    if err is not None:
+                        yield rejected(source, None, os.path.basename(where), err, input=where)
+                        continue
+                    used.add(str(obj.get("recording_id")))
+                    yield _supervision_item(obj, recordings, source, where)
+            elif kinds[f] == "cuts":
+                for where, obj, err in _objects(f):
+                    if isinstance(obj.get("recording"), dict):
+                        used.add(str(obj["recording"].get("id")))
+                    yield (rejected(source, None, os.path.basename(where), err, input=where) if err
+                           else _cut_item(obj, source, where))
+            elif kinds[f] is None:
+                yield rejected(source, None, os.path.basename(f), f"{f}: not a Lhotse recordings/supervisions/cuts "
+                               f"manifest (first line has none of sources/recording_id/type); remove it from the "
+                               f"folder", input=f)
+        for rid, rec in recordings.items():
+            if rid in used:
+                continue
+            path, err = _audio_path(rec, None)
+            meta = {"lhotse_id": rid, "recording_id": rid}
+            if err:
+                yield rejected(source, path, rid, f"{rec['_where']}: {err}", meta=meta, input=rec["_where"])
+            else:
+                yield make_item(source, path, rid, meta=meta, input=path)
 
 
 def _file_kind(path: str) -> str | None:
@@ -193,123 +198,3 @@ def _cut_item(cut: dict[str, Any], source: str, where: str) -> dict[str, Any]:
         return rejected(source, path, cid, f"{where}: cut {cid!r} needs numeric start >= 0 and duration > 0; fix "
                         f"the line", **kw)
     return make_item(source, path, cid, start=start, duration=duration, **kw)
-
-
-# --- export ----------------------------------------------------------------------------------------
-def export_lhotse(rows: Iterable[dict[str, Any]], out_dir: str, prefix: str = "slmfactory") -> dict[str, Any]:
-    """Write ``<prefix>_recordings.jsonl.gz`` and ``<prefix>_supervisions.jsonl.gz`` from manifest rows.
-
-    One recording per distinct ``audio_path`` (whole-file facts probed from the file header), one
-    supervision per row with audio (``id`` = our row id, times relative to the recording). ``words``
-    (times relative to the segment start, as our aligner writes them) become a Lhotse word alignment.
-    Text-only rows and rows whose audio cannot be probed are skipped and counted in the returned summary
-    (``skipped``: list of (id, reason)). Output is deterministic (gzip mtime 0, rows in manifest order).
-    """
-    from .audio import AudioError, probe
-
-    os.makedirs(out_dir, exist_ok=True)
-    rec_path = os.path.join(out_dir, f"{prefix}_recordings.jsonl.gz")
-    sup_path = os.path.join(out_dir, f"{prefix}_supervisions.jsonl.gz")
-    recs: dict[str, str | None] = {}  # audio_path -> recording id (None when unprobeable)
-    rec_ids: set[str] = set()
-    skipped: list[tuple[str, str]] = []
-    n_sup = 0
-    with _gz_writer(rec_path) as rf, _gz_writer(sup_path) as sf_:
-        for row in rows:
-            path = row.get("audio_path")
-            rid_key = row.get("id") or ""
-            if not path:
-                skipped.append((rid_key, "text-only row (no audio_path)"))
-                continue
-            if path not in recs:
-                try:
-                    info = probe(path)
-                except (AudioError, OSError, RuntimeError) as e:
-                    recs[path] = None
-                    skipped.append((rid_key, f"{path}: cannot probe audio ({e})"))
-                    continue
-                rid = _recording_id(path, rec_ids)
-                recs[path] = rid
-                chans = list(range(max(1, info.num_channels)))
-                rf.write(_line({"id": rid, "sources": [{"type": "file", "channels": chans, "source": path}],
-                                "sampling_rate": info.sample_rate, "num_samples": info.num_frames,
-                                "duration": info.num_frames / info.sample_rate, "channel_ids": chans}))
-            rid = recs[path]
-            if rid is None:
-                skipped.append((rid_key, f"{path}: audio could not be probed"))
-                continue
-            sf_.write(_line(_supervision(row, rid)))
-            n_sup += 1
-    return {"recordings": rec_path, "supervisions": sup_path, "num_recordings": len(rec_ids),
-            "num_supervisions": n_sup, "skipped": skipped}
-
-
-def _recording_id(path: str, taken: set[str]) -> str:
-    stem = os.path.splitext(os.path.basename(path))[0]
-    rid, i = stem, 1
-    while rid in taken:  # two files with the same stem in different folders
-        i += 1
-        rid = f"{stem}-{i}"
-    taken.add(rid)
-    return rid
-
-
-def _supervision(row: dict[str, Any], rid: str) -> dict[str, Any]:
-    from .audio import probe
-
-    start = float(row.get("start") or 0.0)
-    duration = row.get("duration")
-    if duration is None:
-        duration = probe(row["audio_path"]).duration - start
-    try:
-        meta = json.loads(row.get("meta") or "{}")
-    except ValueError:
-        meta = {"meta": row.get("meta")}
-    custom = {"source": row.get("source"), **(meta if isinstance(meta, dict) else {"meta": meta})}
-    for k, v in row.items():  # small scalar columns stages added (asr_confidence, task, voice ...)
-        if k.startswith("_") or k in _SUP_SKIP or isinstance(v, (list, dict, bytes)) or v is None:
-            continue
-        custom[k] = v
-    n_ch = int(row.get("num_channels") or 1)
-    sup: dict[str, Any] = {"id": row["id"], "recording_id": rid, "start": round(start, 6),
-                           "duration": round(float(duration), 6), "channel": 0 if n_ch == 1 else list(range(n_ch))}
-    if row.get("text") is not None:
-        sup["text"] = row["text"]
-    if row.get("speaker") is not None:
-        sup["speaker"] = row["speaker"]
-    lang = meta.get("language") if isinstance(meta, dict) else None
-    if isinstance(lang, str):
-        sup["language"] = lang
-    sup["custom"] = custom
-    words = row.get("words")
-    if words:
-        sup["alignment"] = {"word": [[w["word"], round(start + float(w["start"]), 6),
-                                      round(float(w["end"]) - float(w["start"]), 6), w.get("score")]
-                                     for w in words]}
-    return sup
-
-
-_SUP_SKIP = {"id", "audio_path", "start", "duration", "speaker", "text", "source", "meta", "sample_rate",
-             "num_channels", "error", "error_stage"}
-
-
-def _line(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n"
-
-
-class _gz_writer:
-    """A text gzip writer with mtime 0 and no file name in the header: byte-identical re-exports."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __enter__(self):
-        self._raw = open(self.path, "wb")
-        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
-        self._txt = io.TextIOWrapper(self._gz, encoding="utf-8", newline="\n")
-        return self._txt
-
-    def __exit__(self, *exc):
-        self._txt.close()
-        self._raw.close()
-        return False

@@ -5,13 +5,16 @@ import json
 import os
 from typing import Any, Iterator
 
+from .corpus import Corpus
 from .discovery import (
     TextError, check_root, is_audio, make_item, read_utf8, rejected, valid_spans, walk,
 )
 
 
-def discover(root: str, source: str = "librilight", use_spans: bool = True, **_: Any) -> Iterator[dict]:
-    """LibriLight: ``<speaker>/<book>/<file>.flac`` and beside each file a ``<file>.json`` with
+class LibriLight(Corpus):
+    """Long ``.flac`` files per speaker/book with ``.json`` metadata and voice-activity spans.
+
+    Layout: ``<speaker>/<book>/<file>.flac`` and beside each file a ``<file>.json`` with
     ``speaker``, ``book_meta`` (id, title, authors, genre...), ``snr`` and ``voice_activity``
     (``[[start, end], ...]`` seconds).
 
@@ -20,36 +23,40 @@ def discover(root: str, source: str = "librilight", use_spans: bool = True, **_:
     VAD segments them). A ``.json`` that is not valid UTF-8 JSON or has malformed spans rejects its file
     with the fix. Audio is not decoded here.
     """
-    root = check_root(root, "LibriLight")
-    for d, names in walk(root):
-        name_set = set(names)
-        rel = os.path.relpath(d, root).split(os.sep)
-        for n in names:
-            if not is_audio(n):
-                continue
-            path = os.path.join(d, n)
-            stem = os.path.splitext(n)[0]
-            key = "-".join([*rel[-2:], stem]) if rel != ["."] else stem
-            speaker = rel[-2] if len(rel) >= 2 else None
-            meta: dict[str, Any] = {"book": rel[-1] if rel != ["."] else None, "file": stem}
-            spans = None
-            if stem + ".json" in name_set:
-                jpath = os.path.join(d, stem + ".json")
-                try:
-                    info = json.loads(read_utf8(jpath))
-                    if not isinstance(info, dict):
-                        raise ValueError(f"{jpath}: expected a JSON object, got {type(info).__name__}; fix it "
-                                         f"or delete it (VAD then segments the file)")
-                    if use_spans and info.get("voice_activity") is not None:
-                        spans = valid_spans(info["voice_activity"], jpath)
-                except (TextError, ValueError, OSError) as e:
-                    reason = str(e) if str(e).startswith(jpath) else (
-                        f"{jpath}: not valid JSON ({e}); fix it or delete it (VAD then segments the file)")
-                    yield rejected(source, path, key, reason, speaker=speaker, meta=meta)
+
+    name = "librilight"
+
+    def discover(self, root: str, source: str = "librilight", use_spans: bool = True, **_: Any) -> Iterator[dict]:
+        root = check_root(root, "LibriLight")
+        for d, names in walk(root):
+            name_set = set(names)
+            rel = os.path.relpath(d, root).split(os.sep)
+            for n in names:
+                if not is_audio(n):
                     continue
-                speaker = str(info.get("speaker") or speaker or "") or None
-                meta.update(_book_meta(info))
-            yield make_item(source, path, key, speaker=speaker, meta=meta, spans=spans)
+                path = os.path.join(d, n)
+                stem = os.path.splitext(n)[0]
+                key = "-".join([*rel[-2:], stem]) if rel != ["."] else stem
+                speaker = rel[-2] if len(rel) >= 2 else None
+                meta: dict[str, Any] = {"book": rel[-1] if rel != ["."] else None, "file": stem}
+                spans = None
+                if stem + ".json" in name_set:
+                    jpath = os.path.join(d, stem + ".json")
+                    try:
+                        info = json.loads(read_utf8(jpath))
+                        if not isinstance(info, dict):
+                            raise ValueError(f"{jpath}: expected a JSON object, got {type(info).__name__}; fix it "
+                                             f"or delete it (VAD then segments the file)")
+                        if use_spans and info.get("voice_activity") is not None:
+                            spans = valid_spans(info["voice_activity"], jpath)
+                    except (TextError, ValueError, OSError) as e:
+                        reason = str(e) if str(e).startswith(jpath) else (
+                            f"{jpath}: not valid JSON ({e}); fix it or delete it (VAD then segments the file)")
+                        yield rejected(source, path, key, reason, speaker=speaker, meta=meta)
+                        continue
+                    speaker = str(info.get("speaker") or speaker or "") or None
+                    meta.update(_book_meta(info))
+                yield make_item(source, path, key, speaker=speaker, meta=meta, spans=spans)
 
 
 def _book_meta(info: dict[str, Any]) -> dict[str, Any]:

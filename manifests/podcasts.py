@@ -7,14 +7,17 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 from typing import Any, Iterator
 
+from .corpus import Corpus
 from .discovery import TextError, check_root, is_audio, make_item, read_utf8, rejected, walk
 
 RSS_EXTS = (".xml", ".rss")
 ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
 
 
-def discover(root: str, source: str = "podcasts", **_: Any) -> Iterator[dict]:
-    """Podcasts: a folder (any depth) of long episodes (mp3/ogg/m4a/flac/wav...), each optionally with
+class Podcasts(Corpus):
+    """Long episodes (any audio format) with optional episode JSON and RSS feeds; VAD cuts them.
+
+    Layout: a folder (any depth) of long episodes (mp3/ogg/m4a/flac/wav...), each optionally with
     ``<episode>.json`` metadata beside it, and/or RSS feeds (``*.xml``/``*.rss``) in the episode's folder
     or any folder above it.
 
@@ -24,45 +27,49 @@ def discover(root: str, source: str = "podcasts", **_: Any) -> Iterator[dict]:
     the VAD segment stage cuts them. An episode JSON that is not a UTF-8 JSON object rejects its
     episode; a feed that is not valid XML is rejected as its own row and its episodes go on without it.
     """
-    root = check_root(root, "podcasts")
-    feeds: dict[str, dict[str, dict[str, Any]]] = {}  # folder -> enclosure name -> item fields
-    for d, names in walk(root):
-        parent = feeds.get(os.path.dirname(d), {}) if d != root else {}
-        here = dict(parent)
-        for n in names:
-            if n.lower().endswith(RSS_EXTS):
-                p = os.path.join(d, n)
-                try:
-                    here.update(parse_rss(p))
-                except (ET.ParseError, OSError, ValueError) as e:
-                    yield rejected(source, None, n, f"{p}: not a readable RSS feed ({e}); fix the XML or remove "
-                                   f"it (its episodes are kept without feed metadata)", input=p)
-        if here:
-            feeds[d] = here
-        name_set = set(names)
-        for n in names:
-            if not is_audio(n):
-                continue
-            path = os.path.join(d, n)
-            stem = os.path.splitext(n)[0]
-            key = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "-")
-            meta: dict[str, Any] = {"episode": stem}
-            item = here.get(n) or here.get(stem)
-            if item:
-                meta.update(item)
-            if stem + ".json" in name_set:
-                jpath = os.path.join(d, stem + ".json")
-                try:
-                    info = json.loads(read_utf8(jpath))
-                    if not isinstance(info, dict):
-                        raise ValueError(f"expected a JSON object, got {type(info).__name__}")
-                except (TextError, ValueError, OSError) as e:
-                    reason = str(e) if isinstance(e, TextError) else (
-                        f"{jpath}: not a valid episode JSON object ({e}); fix it or delete it")
-                    yield rejected(source, path, key, reason, meta=meta)
+
+    name = "podcasts"
+
+    def discover(self, root: str, source: str = "podcasts", **_: Any) -> Iterator[dict]:
+        root = check_root(root, "podcasts")
+        feeds: dict[str, dict[str, dict[str, Any]]] = {}  # folder -> enclosure name -> item fields
+        for d, names in walk(root):
+            parent = feeds.get(os.path.dirname(d), {}) if d != root else {}
+            here = dict(parent)
+            for n in names:
+                if n.lower().endswith(RSS_EXTS):
+                    p = os.path.join(d, n)
+                    try:
+                        here.update(parse_rss(p))
+                    except (ET.ParseError, OSError, ValueError) as e:
+                        yield rejected(source, None, n, f"{p}: not a readable RSS feed ({e}); fix the XML or remove "
+                                       f"it (its episodes are kept without feed metadata)", input=p)
+            if here:
+                feeds[d] = here
+            name_set = set(names)
+            for n in names:
+                if not is_audio(n):
                     continue
-                meta.update({k: v for k, v in info.items() if isinstance(v, (str, int, float, bool, list))})
-            yield make_item(source, path, key, speaker=_speaker(meta), meta=meta)
+                path = os.path.join(d, n)
+                stem = os.path.splitext(n)[0]
+                key = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, "-")
+                meta: dict[str, Any] = {"episode": stem}
+                item = here.get(n) or here.get(stem)
+                if item:
+                    meta.update(item)
+                if stem + ".json" in name_set:
+                    jpath = os.path.join(d, stem + ".json")
+                    try:
+                        info = json.loads(read_utf8(jpath))
+                        if not isinstance(info, dict):
+                            raise ValueError(f"expected a JSON object, got {type(info).__name__}")
+                    except (TextError, ValueError, OSError) as e:
+                        reason = str(e) if isinstance(e, TextError) else (
+                            f"{jpath}: not a valid episode JSON object ({e}); fix it or delete it")
+                        yield rejected(source, path, key, reason, meta=meta)
+                        continue
+                    meta.update({k: v for k, v in info.items() if isinstance(v, (str, int, float, bool, list))})
+                yield make_item(source, path, key, speaker=_speaker(meta), meta=meta)
 
 
 def _speaker(meta: dict[str, Any]) -> str | None:

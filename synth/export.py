@@ -7,11 +7,12 @@ Layout (loads with ``datasets.load_dataset(OUT/hf, split="train")``)::
 
 Why ``audios: List(Audio())`` with ``messages[i].audio`` an index into it: one row can hold several
 clips (the recording, a spoken question, a spoken answer) and the audio bytes travel inside the Parquet
-files, so the dataset is self-contained and playable anywhere.
+files, so the dataset is self-contained and playable anywhere. Clips are cut and encoded, unreadable rows
+listed and the card laid out by the same code as ``slmfactory export`` (:mod:`slmfactory.manifests.clips`,
+:mod:`slmfactory.manifests.card`); only the chat layout and the synthesis counts live here.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import soundfile as sf
 
-from ..manifests.schema import TARGET_SAMPLE_RATE
+from ..manifests import card
+from ..manifests.clips import examples, flac_clip
 
 GATE_RX = re.compile(r"\bgate (\w+):")
 KEEP = ["id", "task", "source", "speaker", "voice", "text", "duration"]
@@ -42,21 +43,6 @@ def features():
     })
 
 
-def audio_bytes(path: str, start: float | None = None, duration: float | None = None) -> bytes:
-    """The clip as FLAC bytes: whole FLAC files as they are; slices (or other formats) re-encoded at 16 kHz."""
-    whole = not start and duration is None
-    if path.lower().endswith(".flac") and (whole or not start):
-        info = sf.info(path)
-        if whole or abs(info.frames / info.samplerate - float(duration)) < 0.01:
-            return Path(path).read_bytes()
-    from ..manifests.audio import load_audio
-
-    wav, _ = load_audio(path, start or 0.0, duration)
-    buf = io.BytesIO()
-    sf.write(buf, wav, TARGET_SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
-
-
 def row_example(row: dict[str, Any]) -> dict[str, Any]:
     """A manifest row -> an example: messages with audio indices, clips embedded once each."""
     msgs = json.loads(row.get("messages") or "[]")
@@ -71,7 +57,8 @@ def row_example(row: dict[str, Any]) -> dict[str, Any]:
         if a:
             if a not in index:
                 seg = a == row.get("audio_path")
-                data = audio_bytes(a, row.get("start") if seg else None, row.get("duration") if seg else None)
+                data = flac_clip(a, row.get("start") if seg else None, row.get("duration") if seg else None,
+                                 keep_whole_flac=True)
                 index[a] = len(clips)
                 clips.append({"bytes": data, "path": f"{row['id']}_{len(clips)}.flac"})
             k = index[a]
@@ -82,7 +69,7 @@ def row_example(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_hf_chat(out_dir: str | os.PathLike, dest: str | os.PathLike | None = None,
-                   card: dict[str, Any] | None = None) -> dict[str, Any]:
+                   info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``dest`` (default ``OUT/hf``) from ``OUT/manifest``; rows with unreadable audio are listed, not lost."""
     import datasets
 
@@ -95,23 +82,22 @@ def export_hf_chat(out_dir: str | os.PathLike, dest: str | os.PathLike | None = 
     files = sorted((out / "manifest").glob("*.parquet"))
     n, skipped = 0, []
     for k, f in enumerate(files):
-        examples = []
-        for row in pq.read_table(f).to_pylist():
-            try:
-                examples.append(row_example(row))
-            except Exception as e:  # noqa: BLE001 - one unreadable clip must not sink the export
-                skipped.append((row.get("id"), f"{type(e).__name__}: {e}"))
-        if examples:
-            ds = datasets.Dataset.from_list(examples, features=features())
+        rows = list(examples(pq.read_table(f).to_pylist(), row_example, skipped, _reason))
+        if rows:
+            ds = datasets.Dataset.from_list(rows, features=features())
             tmp = dest / "data" / f".train-{k:05d}.parquet.tmp"
             ds.to_parquet(str(tmp))
             os.replace(tmp, dest / "data" / f"train-{k:05d}.parquet")
-            n += len(examples)
+            n += len(rows)
     stats = run_counts(out)
     stats["exported"] = n
     stats["skipped"] = skipped
-    (dest / "README.md").write_text(dataset_card(stats, card or {}), encoding="utf-8")
+    card.write(dest, dataset_card(stats, info or {}))
     return stats
+
+
+def _reason(row: dict[str, Any], e: Exception) -> str:
+    return f"{type(e).__name__}: {e}"
 
 
 def run_counts(out_dir: str | os.PathLike) -> dict[str, Any]:
@@ -143,44 +129,25 @@ def dataset_card(stats: dict[str, Any], info: dict[str, Any]) -> str:
     """README.md: YAML front matter (``data/train-*.parquet`` is found by the default layout) and the facts
     a user needs to trust the data."""
     def table(d: dict[str, Any], a: str, b: str) -> str:
-        rows = "\n".join(f"| {k} | {v} |" for k, v in d.items()) or "| (none) | 0 |"
-        return f"| {a} | {b} |\n|---|---|\n{rows}"
+        return card.table(d.items(), (a, b), empty=("(none)", 0))
 
-    lines = [
-        "---",  # no `configs:` here: with one, datasets 5.x caches every folder named `hf` under one key
-        "tags: [speech, instruction-tuning, synthetic, slmfactory]",
-        "---",
-        f"# {info.get('recipe', 'synthesized')} (SLM Factory)",
-        "",
+    blocks = [
         "Synthetic spoken instruction data. Each row has chat `messages` (`role`, `text`, `audio` = index into "
         "`audios`, or null) and the clips in `audios` (FLAC, embedded).",
-        "",
-        "## Recipe",
-        f"- recipe: `{info.get('recipe', '?')}` ({info.get('recipe_path', '')})",
-        f"- seed: {info.get('seed', 0)}",
-        f"- LLM: {info.get('llm', 'none')}",
-        f"- TTS: {info.get('tts', 'none')}",
-        "",
-        "## Quality gates (thresholds)",
-        "```json",
-        json.dumps(info.get("gates", {}), indent=2, sort_keys=True, default=str),
-        "```",
-        "",
+        f"## Recipe\n- recipe: `{info.get('recipe', '?')}` ({info.get('recipe_path', '')})\n"
+        f"- seed: {info.get('seed', 0)}\n- LLM: {info.get('llm', 'none')}\n- TTS: {info.get('tts', 'none')}",
+        "## Quality gates (thresholds)\n```json\n"
+        + json.dumps(info.get("gates", {}), indent=2, sort_keys=True, default=str) + "\n```",
         f"## Counts\n- rows: {stats.get('rows', 0)} (exported {stats.get('exported', 0)}), "
         f"hours of row audio: {stats.get('hours', 0)}, rejected: {stats.get('errors', 0)}",
-        "",
         table(stats.get("tasks", {}), "task", "rows"),
-        "",
-        "### Rejected, per gate",
-        table(stats.get("errors_by_gate", {}), "gate", "rows"),
-        "",
-        "### Rejected, per stage",
-        table(stats.get("errors_by_stage", {}), "stage", "rows"),
-        "",
-        "## Voices",
-        table(stats.get("voices", {}), "voice", "rows"),
-        "",
+        "### Rejected, per gate\n" + table(stats.get("errors_by_gate", {}), "gate", "rows"),
+        "### Rejected, per stage\n" + table(stats.get("errors_by_stage", {}), "stage", "rows"),
+        "## Voices\n" + table(stats.get("voices", {}), "voice", "rows"),
     ]
     if stats.get("skipped"):
-        lines += ["## Left out of the export (unreadable audio)", *[f"- {i}: {r}" for i, r in stats["skipped"]], ""]
-    return "\n".join(lines)
+        blocks.append("\n".join(["## Left out of the export (unreadable audio)",
+                                  *[f"- {i}: {r}" for i, r in stats["skipped"]]]))
+    # no `configs:` in the front matter: with one, datasets 5.x caches every folder named `hf` under one key
+    return card.render(["tags: [speech, instruction-tuning, synthetic, slmfactory]"],
+                       f"{info.get('recipe', 'synthesized')} (SLM Factory)", blocks)
