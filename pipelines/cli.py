@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from ..manifests.registry import CORPORA
 from . import cli_slm, cli_stages, cli_synth, cli_tokenize
 from .console import EXECUTOR_HELP, _fail, _run, console
 
@@ -27,7 +29,7 @@ app = typer.Typer(
 )
 @app.command()
 def ingest(
-    kind: str = typer.Argument(..., help="corpus layout: librilight, librispeech, podcasts, folder, jsonl, lhotse, hf"),
+    kind: str = typer.Argument(..., help="corpus layout: " + ", ".join(CORPORA.names())),
     root: Path = typer.Argument(..., help="corpus folder (or the .jsonl / lhotse manifest file)"),
     out: Path = typer.Option(..., "-o", "--out", help="output folder: OUT/manifest, OUT/errors, OUT/run.json"),
     min_seconds: float = typer.Option(1.0, help="shortest segment VAD keeps"),
@@ -39,7 +41,11 @@ def ingest(
     """Discover a corpus, decode every file once, resample to 16 kHz mono, cut long audio by VAD.
 
     Re-running into the same OUT resumes: finished shards are skipped.
+
+    `slmfactory corpus kinds` describes each corpus layout.
     """
+    if kind not in CORPORA.names():
+        _fail(CORPORA.unknown_message(kind))
     if not root.exists():
         _fail(f"{root}: no such file or folder; give the corpus root (e.g. /data/LibriSpeech/train-clean-100)")
     _run("ingest", {"kind": kind, "root": str(root), "out": str(out), "min_seconds": min_seconds,
@@ -87,19 +93,25 @@ def export(
     out: Path = typer.Option(..., "-o", "--out", help="where to write the export"),
 ) -> None:
     """Export a manifest as a Hugging Face dataset (load_from_disk) or Lhotse manifests."""
-    from ..manifests.export import export as do_export
+    from ..manifests.export import TARGETS, export as do_export
 
-    if to not in ("hf", "lhotse"):
-        _fail(f"--to must be hf or lhotse, got {to!r}")
+    if to not in TARGETS:
+        _fail(f"--to must be {' or '.join(TARGETS)}, got {to!r}")
     if not path.exists():
         _fail(f"{path}: not found")
     result = do_export(path, to, out)
     console.print(f"exported to [bold]{result or out}[/]")
 
 
-corpus_app = typer.Typer(help="Generate small corpora with known truth (espeak-ng), or fetch the LibriVox clips.",
-                         no_args_is_help=True)
+corpus_app = typer.Typer(help="Corpus layouts: describe the kinds, or generate small corpora with known truth "
+                              "(espeak-ng).", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("kinds")
+def corpus_kinds() -> None:
+    """The corpus kinds `ingest` and a recipe's `input: {kind: ...}` accept, one line each."""
+    print(CORPORA.help())
 
 
 @corpus_app.command("generate")
@@ -110,11 +122,9 @@ def corpus_generate(
     """Write a small corpus of the given shape (needs espeak-ng)."""
     from ..manifests import generate
 
-    fns = {"librispeech": generate.make_librispeech, "librilight": generate.make_librilight,
-           "podcasts": generate.make_podcasts, "folder": generate.make_folder, "bad": generate.make_bad_corpus}
-    if kind not in fns:
-        _fail(f"unknown corpus shape {kind!r}; choose one of {', '.join(fns)}")
-    fns[kind](out)
+    if kind not in generate.SHAPES:
+        _fail(f"unknown corpus shape {kind!r}; choose one of {', '.join(generate.SHAPES)}")
+    generate.SHAPES[kind](out)
     console.print(f"wrote {kind} corpus to [bold]{out}[/]")
 
 
