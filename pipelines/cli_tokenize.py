@@ -10,6 +10,9 @@ from typing import Any, Iterator, Optional
 
 import typer
 
+from ..manifests.registry import TOKENIZERS
+from .console import _fail
+
 kmeans_app = typer.Typer(help="Train or import k-means centroids for speech units (.npy + JSON, never pickle).",
                          no_args_is_help=True)
 bpe_app = typer.Typer(help="Sentencepiece BPE over unit sequences (acoustic BPE).", no_args_is_help=True)
@@ -55,7 +58,8 @@ def kmeans_train(
     corpus: Optional[Path] = typer.Argument(None, help="folder of audio files (or use --manifest)"),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Parquet manifest dir, e.g. OUT/manifest"),
     out: Path = typer.Option(..., "-o", "--out", help="output path prefix: writes PREFIX.npy and PREFIX.json"),
-    tokenizer: str = typer.Option("spectral", help="spectral | hubert | hf-hubert"),
+    tokenizer: str = typer.Option("spectral", help=" | ".join(TOKENIZERS.names()) + " (a backend with frame "
+                                  "features; codec backends need no k-means)"),
     preset: Optional[str] = typer.Option(None, help="gslm-hubert-base, hubert-base-l9, twist-25hz, ..."),
     checkpoint: Optional[str] = typer.Option(None, help="local checkpoint (file or HF directory)"),
     layer: Optional[int] = typer.Option(None, help="transformer layer (1-based, fairseq numbering)"),
@@ -74,20 +78,23 @@ def kmeans_train(
     from rich.console import Console
 
     from ..tokenize import kmeans as km
+    from ..tokenize.factory import build_features
     from ..tokenize.presets import preset as get_preset
-    from ..tokenize.stage import build_extractor
 
     if k is None:
         k = get_preset(preset)["k"] if preset else 100
-    ext = build_extractor(tokenizer, checkpoint=checkpoint, layer=layer, arch=arch, device=device,
-                          precision=precision, preset=preset, allow_random=allow_random)
+    try:
+        ext = build_features(tokenizer, checkpoint=checkpoint, layer=layer, arch=arch, device=device,
+                             precision=precision, preset=preset, allow_random=allow_random)
+    except ValueError as e:  # an unknown or k-means-less tokenizer, a missing checkpoint: say so, no traceback
+        _fail(str(e))
     model = km.train_from_rows(iter_rows(manifest, corpus), ext, k=k, hours=hours, seed=seed,
                                max_points_per_centroid=max_points_per_centroid, niter=niter, init=init,
                                extra_meta=dict(km.extractor_meta(ext), preset=preset))
     npy = model.save(out)
     m = model.meta
     Console().print(f"k-means k={k} on {m['frames']} frames ({m['sample_hours']} h, {m['sample_rows']} files) of "
-                    f"{ext.name} in {m['train_seconds']} s -> {npy} (+ .json)")
+                    f"{ext.label} in {m['train_seconds']} s -> {npy} (+ .json)")
 
 
 @kmeans_app.command("import")

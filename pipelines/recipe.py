@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from ..manifests.registry import UnknownName
+from .registry import stage_name
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PACKAGED = Path(__file__).resolve().parent
 
@@ -169,6 +172,10 @@ def _build(raw: dict[str, Any], path: str) -> Recipe:
         if name in seen:
             raise RecipeError(f"{path}: two stages are named {name!r}; give one a distinct 'name:'")
         seen.add(name)
+        try:
+            stage_name(str(st["uses"]))
+        except UnknownName as e:  # fail at load time, before Ray starts or a prepare hook trains anything
+            raise RecipeError(f"{path}: stage {name!r}: {e}") from e
         unknown = set(st) - {"name", "uses", "params", "batch_size", "concurrency", "num_cpus", "num_gpus"}
         if unknown:
             raise RecipeError(f"{path}: stage {name!r} has unknown keys {sorted(unknown)}")

@@ -18,12 +18,18 @@ INSPECTORS: dict[str, str] = {
 }
 
 
-def resolve(name: str) -> Any:
-    """A registered stage name, or its exact ``module:Class`` -> the class. Raises with the known names."""
+def stage_name(name: str) -> str:
+    """The registered short name for ``name`` (a short name or its exact ``module:Class``), without importing
+    the stage: the recipe loader checks every ``uses`` this way before Ray starts or a model loads."""
     if ":" in name:
         by_target = {e.target: e.name for e in STAGES.entries().values()}
         if name not in by_target:
             raise UnknownName(f"{name!r} is not a registered stage class; recipes may name only registered "
                               f"stages: {', '.join(STAGES.names())}")
-        name = by_target[name]
-    return STAGES.load(name)
+        return by_target[name]
+    return STAGES.entry(name).name
+
+
+def resolve(name: str) -> Any:
+    """A registered stage name, or its exact ``module:Class`` -> the class. Raises with the known names."""
+    return STAGES.load(stage_name(name))

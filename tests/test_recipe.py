@@ -81,3 +81,11 @@ def test_vars_may_refer_to_vars_and_cycles_fail(tmp_path):
     cyc = text.replace("out: o,", "out: '${km}',")
     with pytest.raises(RecipeError, match="unresolved"):
         load_recipe(_write(tmp_path, cyc))
+
+
+def test_unknown_stage_fails_at_load_with_did_you_mean(tmp_path):
+    """Checked when the recipe is read (no Ray, no model): the error names the stage and the closest name."""
+    with pytest.raises(RecipeError, match=r"stage 'seg'.*unknown stage 'vad_segmnt'.*Did you mean 'vad_segment'"):
+        load_recipe(_write(tmp_path, BASE.replace("uses: vad_segment", "uses: vad_segmnt")))
+    with pytest.raises(RecipeError, match="not a registered stage class"):
+        load_recipe(_write(tmp_path, BASE.replace("{uses: decode}", "{uses: 'os:getcwd'}")))

@@ -9,7 +9,8 @@ import torch
 
 from slmfactory.manifests import generate as gen
 from slmfactory.tokenize import kmeans as km
-from slmfactory.tokenize.hubert import HFHubert, TorchaudioHubert
+from slmfactory.tokenize.hf_hubert import HFHubert
+from slmfactory.tokenize.hubert import TorchaudioHubert
 from slmfactory.tokenize.stage import TokenizeStage
 
 pytestmark = pytest.mark.skipif(not gen.have_espeak(), reason="espeak-ng not installed")
@@ -77,7 +78,7 @@ def test_torchaudio_local_checkpoint_loads(ta_model, wavs, tmp_path):
     for name in ("hubert.pt", "hubert.safetensors"):
         m = TorchaudioHubert(str(tmp_path / name), layer=6, device="cpu", precision="fp32")
         assert np.abs(m.features(wavs[:1])[0] - ref).max() < 1e-5
-        assert "random" not in m.name and m.meta["checkpoint_sha1"]
+        assert "random" not in m.label and m.meta["checkpoint_sha1"]
     with pytest.raises(FileNotFoundError, match="local path"):
         TorchaudioHubert(str(tmp_path / "missing.pt"))
 
@@ -111,7 +112,7 @@ def test_hf_hubert_local_dir_matches_library_and_batches(wavs, tmp_path):
     for w, a, b in zip(wavs, single, batched):
         assert abs(a.shape[0] - len(w) / 16000 * 50) <= 1
         assert a.shape == b.shape and np.abs(a - b).max() < 1e-3
-    assert ext.frame_rate_hz == 50.0 and ext.name.startswith("hf-hubert-L2-")
+    assert ext.frame_rate_hz == 50.0 and ext.label.startswith("hf-hubert-L2-")
 
 
 def test_hf_hubert_25hz_config(wavs, tmp_path):

@@ -25,7 +25,7 @@ def utts() -> dict[tuple[int, int], np.ndarray]:
 def km_prefix(utts, tmp_path_factory) -> str:
     feats = np.concatenate(SpectralFeatures().features(list(utts.values())))
     prefix = str(tmp_path_factory.mktemp("km") / "spectral-k50")
-    km.train(feats, 50, seed=0, meta={"features": SpectralFeatures().name}).save(prefix)
+    km.train(feats, 50, seed=0, meta={"features": SpectralFeatures().label}).save(prefix)
     return prefix
 
 

@@ -1,15 +1,20 @@
-"""The tokenizer interface, device/precision choice and length bucketing shared by every backend.
+"""The speech tokenizer base class (the TOKENIZERS registry family), device/precision choice, length bucketing.
 
-Why one interface: the stage, the k-means trainer, the CLI and the benchmark only need
-``encode(list of 16 kHz waveforms) -> list of int arrays`` plus a little metadata, whether units come from
-spectral features + k-means, HuBERT + k-means or a neural codec. Device and precision are chosen here once,
+Why one base class: the stage, the k-means trainer, the CLI and the benchmark only need frame features (for
+k-means) or ``encode(list of 16 kHz waveforms) -> list of int arrays``, plus a little metadata, whether units
+come from spectral features + k-means, HuBERT + k-means or a neural codec. Each backend is a subclass with a
+``name`` that recipes use (``tokenizer: hubert``); ``manifests.registry.TOKENIZERS`` finds the subclasses by
+reading source, so adding a backend is one module plus one test. Device and precision are chosen here once,
 after a capability check, so every backend makes the same (visible) choice.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
@@ -17,25 +22,55 @@ SR = 16_000
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-class Tokenizer(Protocol):
-    """What every backend provides. ``encode`` returns int32 arrays: (T,) for one codebook, (Q, T) for Q."""
+class SpeechTokenizer:
+    """Base of every speech tokenizer backend; a subclass with a ``name = "..."`` is a registered member.
 
-    name: str  # recorded in the `tokenizer` column, e.g. "hubert:L6:k500:ab12cd34"
+    Two kinds of member, told apart by ``needs_kmeans``:
+
+    * ``True``: ``features(wavs) -> list of (T, D) float32`` frame features (``dim`` = D); k-means centroids
+      turn them into units (``quantized.KMeansTokenizer``), and the same backend feeds k-means training.
+    * ``False``: ``encode(wavs) -> list of int32 arrays``, (T,) for one codebook or (Q, T) for Q (codecs), with
+      ``vocab_size`` and ``num_codebooks``.
+
+    ``label`` (e.g. ``hubert_base-L6-ab12cd34``) says which weights and settings made the units: it goes into
+    the ``tokenizer`` column and the k-means JSON, so it must stay the same for the same inputs. (The class
+    attribute ``name`` is the short registry name; ``label`` belongs to a built instance.)
+    """
+
+    name: ClassVar[str]  # the registry name recipes and the CLI use: spectral, hubert, ...
+    needs_kmeans: ClassVar[bool] = True
+    label: str
     frame_rate_hz: float
-    vocab_size: int
-    num_codebooks: int
 
-    def encode(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+    @classmethod
+    def from_params(cls, **params: Any) -> SpeechTokenizer:
+        """Build from recipe/CLI parameters: keep those the constructor takes; ``None`` means its default.
+
+        Why lenient: one parameter set (the tokenize stage's, the k-means hook's) serves every backend, so a
+        parameter another backend uses (``layer`` for spectral features) is ignored rather than an error.
+        Backends with extra rules (a checkpoint that must be given) override this and call it.
+        """
+        accepted = inspect.signature(cls.__init__).parameters
+        return cls(**{k: v for k, v in params.items() if k in accepted and v is not None})
+
+    def features(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError(f"{type(self).__name__} gives units directly (needs_kmeans=False): use encode()")
+
+    def encode(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError(f"{type(self).__name__} gives frame features: quantize them with k-means")
 
 
-class FeatureExtractor(Protocol):
-    """Continuous frame features (the input of k-means): ``features(wavs) -> list of (T, D) float32``."""
-
-    name: str
-    frame_rate_hz: float
-    dim: int
-
-    def features(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+def file_hash(path: str | os.PathLike, limit: int | None = None) -> str:
+    """sha1 of a checkpoint file (or of every file in a checkpoint directory), to record units' provenance."""
+    h = hashlib.sha1()
+    p = Path(path)
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()[: limit or 40]
 
 
 def pick_device(device: str = "auto") -> str:

@@ -1,162 +1,35 @@
-"""HuBERT-family frame features from a LOCAL checkpoint: torchaudio models and Hugging Face directories.
+"""``hubert``: a torchaudio HuBERT/wav2vec2/WavLM architecture + a LOCAL state_dict (.pt/.pth/.safetensors).
 
-Why our own forward around the library modules: base models (HuBERT-base, mHuBERT-25Hz, wav2vec2-base) put
-a GroupNorm over *time* in the first conv layer, so zero-padding a segment in a batch changes its features
-(fairseq and transformers both warn about this). For padded batches we run the conv stack with that norm
-computed over each item's valid samples only, then the transformer with a key-padding mask, so a segment gets
-the same features (to float rounding) alone or in a padded batch while the GPU still sees large batches. A
-batch of one item skips the attention mask (measured faster on CPU, where one item per forward is the
-default). The 1-channel first conv runs as one GEMM over unfolded frames (~15x faster than oneDNN's conv). Layers above the requested one are
-dropped at load (less memory, less compute). Reduced precision is autocast around the encoder; the
-GroupNorm statistics stay in fp32.
-
-Layer numbering follows fairseq's ``output_layer`` (1-based: layer 6 = output of the 6th transformer block).
+Why torchaudio's modules with weights-only loading: no code runs when a checkpoint is read, and the model
+classes need no network. The batched forward that keeps padded batches exact is ``ssl_encoder``'s.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
-import numpy as np
+from .base import file_hash
+from .ssl_encoder import SslEncoderFeatures
 
-from .base import SR, buckets, chunk_spans, pick_device, pick_precision, torch_dtype
-
-log = logging.getLogger("slmfactory.tokenize")
-EDGE_PAD = 40  # samples each side (slamkit): frames = floor(samples / 320)
-MAX_CHUNK_SECONDS = 100.0  # textlesslib: encode long inputs in chunks of at most 100 s
 TORCHAUDIO_ARCHS = ("hubert_base", "hubert_large", "hubert_xlarge", "wav2vec2_base", "wav2vec2_large",
                     "wavlm_base", "wavlm_large")
 
 
-def masked_conv_stack(conv_layers, x, lengths, act=None):
-    """Run a wav2vec2-style conv feature extractor on a padded batch (B, 1, S) with valid ``lengths`` (samples).
+class TorchaudioHubert(SslEncoderFeatures):
+    """torchaudio HuBERT/wav2vec2/WavLM architecture (``hubert_base()``, ...) + a local state_dict.
 
-    GroupNorm statistics are taken per item over its valid frames only (sliced, so the reduction is the same
-    as for the item alone). Returns (B, C, T) and the valid frame counts.
+    ``checkpoint=None`` keeps random weights (tests and benchmarks only; the label says ``random``).
     """
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
 
-    lengths = lengths.clone()
-    for layer in conv_layers:
-        conv = layer.conv
-        x = _conv(conv, x)
-        k, s = conv.kernel_size[0], conv.stride[0]
-        lengths = torch.clamp(torch.div(lengths - k, s, rounding_mode="floor") + 1, min=0)
-        norm = getattr(layer, "layer_norm", None)
-        if isinstance(norm, nn.GroupNorm):
-            x = _masked_group_norm(norm, x, lengths)
-        elif norm is not None and type(norm) is nn.LayerNorm:  # transformers: plain LayerNorm over channels
-            x = norm(x.transpose(-2, -1)).transpose(-2, -1)
-        elif norm is not None:  # torchaudio's LayerNorm transposes itself
-            x = norm(x)
-        x = layer.activation(x) if hasattr(layer, "activation") else F.gelu(x)
-    return x, lengths
+    name = "hubert"
 
-
-def _conv(conv, x):
-    """The first layer (1 input channel, kernel 10, stride 5) as frames @ weights: one GEMM instead of a
-    1-channel convolution, which oneDNN runs ~15x slower on CPU (same numbers: exact products and sums)."""
-    import torch
-
-    if conv.in_channels != 1 or conv.groups != 1 or conv.padding not in ((0,), 0) or conv.dilation != (1,):
-        return conv(x)
-    k, s = conv.kernel_size[0], conv.stride[0]
-    frames = x[:, 0].unfold(-1, k, s).contiguous()  # (B, T, k); contiguous makes the GEMM below fast
-    y = torch.matmul(conv.weight[:, 0, :].to(frames.dtype), frames.transpose(1, 2))  # (B, C, T), contiguous
-    if conv.bias is not None:
-        y = y + conv.bias[:, None]
-    return y
-
-
-def _masked_group_norm(norm, x, lengths):
-    """GroupNorm whose statistics cover each item's valid frames only (the library kernel on each slice);
-    padded frames are set to 0 (they never reach a valid output frame)."""
-    import torch.nn.functional as F
-
-    T = x.shape[-1]
-    if x.shape[0] == 1 and int(lengths[0]) >= T:
-        return F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
-    out = x.new_zeros(x.shape)
-    for b in range(x.shape[0]):
-        n = max(1, min(T, int(lengths[b])))
-        out[b: b + 1, :, :n] = F.group_norm(x[b: b + 1, :, :n], norm.num_groups, norm.weight, norm.bias, norm.eps)
-    return out
-
-
-class _Base:
-    """Shared batching: edge padding, 100 s chunks, length buckets, autocast, valid-frame slicing."""
-
-    name: str
-    dim: int
-    hop: int = 320
-    receptive: int = 400
-    returns_torch = True  # features(as_torch=True) supported
-
-    def __init__(self, device: str, precision: str | None, batch_seconds: float | None):
-        self.device = pick_device(device)
-        self.precision = pick_precision(precision, self.device)
-        if batch_seconds is None:  # CPU: one item per forward measured fastest; GPU: big padded batches
-            batch_seconds = 0.0 if self.device == "cpu" else 240.0
-        self.batch_seconds = batch_seconds
-        self.frame_rate_hz = SR / self.hop
-        self.last_padding_share = 0.0
-
-    def num_frames(self, n_samples: int) -> int:
-        return max(0, (n_samples + 2 * EDGE_PAD - self.receptive) // self.hop + 1)
-
-    def _forward(self, x, lengths):  # (B, S) float32 on device, (B,) -> (B, T, D), (B,)
-        raise NotImplementedError
-
-    def _forward_unpadded(self, x):  # (1, S) -> (1, T, D), (1,)
-        raise NotImplementedError
-
-    def features(self, wavs: Sequence[np.ndarray], as_torch: bool = False) -> list:
-        """(T_i, D) float32 per waveform (numpy, or device tensors with ``as_torch`` to skip a copy)."""
-        import torch
-
-        pieces: list[tuple[int, np.ndarray]] = []  # (owner, chunk)
-        max_chunk = int(MAX_CHUNK_SECONDS * SR)
-        for i, w in enumerate(wavs):
-            for s, e in chunk_spans(len(w), max_chunk, self.hop):
-                pieces.append((i, np.pad(np.asarray(w[s:e], dtype=np.float32), EDGE_PAD)))
-        out: list = [None] * len(pieces)
-        pad_total = real_total = 0
-        lens = [len(p) for _, p in pieces]
-        with torch.inference_mode():
-            for b in buckets(lens, self.batch_seconds):
-                x = torch.zeros(len(b.indices), b.max_len)
-                for j, i in enumerate(b.indices):
-                    x[j, : lens[i]] = torch.from_numpy(pieces[i][1])
-                lengths = torch.tensor([lens[i] for i in b.indices])
-                pad_total += b.padded
-                real_total += int(lengths.sum())
-                x = x.to(self.device, non_blocking=True)
-                with torch.autocast(device_type="cuda" if self.device.startswith("cuda") else "cpu",
-                                    dtype=torch_dtype(self.precision), enabled=self.precision != "fp32"):
-                    if len(b.indices) == 1:  # nothing padded: the library's own forward, no masks (faster on CPU)
-                        feats, flen = self._forward_unpadded(x)
-                    else:
-                        feats, flen = self._forward(x, lengths.to(self.device))
-                for j, i in enumerate(b.indices):
-                    f = feats[j, : int(flen[j])].float()
-                    out[i] = f if as_torch else f.cpu().numpy()
-        self.last_padding_share = 1.0 - real_total / pad_total if pad_total else 0.0
-        per: list[list] = [[] for _ in wavs]
-        for (owner, _), f in zip(pieces, out):
-            per[owner].append(f)
-        cat = (lambda fs: torch.cat(fs)) if as_torch else (lambda fs: np.concatenate(fs))
-        return [cat(fs) if fs else (torch.zeros(0, self.dim) if as_torch else np.zeros((0, self.dim), np.float32))
-                for fs in per]
-
-
-class TorchaudioHubert(_Base):
-    """torchaudio ``hubert_base()``-style architecture + a local state_dict (.pt/.pth/.safetensors).
-
-    ``checkpoint=None`` keeps random weights (tests and benchmarks only; the name says ``random``).
-    """
+    @classmethod
+    def from_params(cls, allow_random: bool = False, **params: Any) -> TorchaudioHubert:
+        """Recipes must name a checkpoint: random weights would make meaningless units without any error."""
+        if not params.get("checkpoint") and not allow_random:
+            raise ValueError("tokenizer=hubert needs checkpoint=<local .pt/.pth/.safetensors state_dict> "
+                             "(allow_random=true only for tests and benchmarks)")
+        return super().from_params(**params)
 
     def __init__(self, checkpoint: str | None = None, layer: int = 6, arch: str = "hubert_base",
                  device: str = "auto", precision: str | None = None, batch_seconds: float | None = None,
@@ -172,8 +45,6 @@ class TorchaudioHubert(_Base):
         sha = "random"
         if checkpoint:
             model.load_state_dict(load_state_dict(checkpoint))
-            from .kmeans import file_hash
-
             sha = file_hash(checkpoint)
         n_layers = len(model.encoder.transformer.layers)
         if not 1 <= layer <= n_layers:
@@ -182,21 +53,17 @@ class TorchaudioHubert(_Base):
         self.model = model.eval().to(self.device)
         self.layer, self.arch = layer, arch
         self.dim = model.encoder.feature_projection.projection.out_features
-        self.name = f"{arch}-L{layer}-{sha[:8]}"
-        self.meta = {"features": self.name, "layer": layer, "arch": arch, "checkpoint": checkpoint,
+        self.label = f"{arch}-L{layer}-{sha[:8]}"
+        self.meta = {"features": self.label, "layer": layer, "arch": arch, "checkpoint": checkpoint,
                      "checkpoint_sha1": sha}
 
     def _forward(self, x, lengths):
-        feats, flen = masked_conv_stack(self.model.feature_extractor.conv_layers, x.unsqueeze(1), lengths)
-        feats = feats.transpose(1, 2)
-        outs = self.model.encoder.extract_features(feats, flen, num_layers=self.layer)
+        feats, flen = self._conv_features(x, lengths)
+        outs = self.model.encoder.extract_features(feats.transpose(1, 2), flen, num_layers=self.layer)
         return outs[-1], flen
 
     def _forward_unpadded(self, x):
-        import torch
-
-        feats, flen = masked_conv_stack(self.model.feature_extractor.conv_layers, x.unsqueeze(1),
-                                        torch.tensor([x.shape[1]], device=x.device))
+        feats, flen = self._conv_features(x)
         outs = self.model.encoder.extract_features(feats.transpose(1, 2), None, num_layers=self.layer)
         return outs[-1], flen
 
@@ -224,78 +91,3 @@ def load_state_dict(path: str) -> dict:
         raise ValueError(f"{p}: looks like a fairseq checkpoint; convert it with torchaudio's import_fairseq_model "
                          f"or use its Hugging Face conversion with tokenizer=hf-hubert")
     return sd
-
-
-class HFHubert(_Base):
-    """A transformers HuBERT/wav2vec2 checkpoint from a local directory (e.g. mHuBERT-25Hz, layer 11).
-
-    The frame rate comes from the config's conv strides (320 -> 50 Hz, 640 -> 25 Hz).
-    """
-
-    def __init__(self, checkpoint: str, layer: int = 6, device: str = "auto", precision: str | None = None,
-                 batch_seconds: float | None = None, trust_remote_code: bool = False):
-        import torch.nn as nn
-        from transformers import AutoModel
-
-        super().__init__(device, precision, batch_seconds)
-        p = Path(checkpoint)
-        if not (p / "config.json").exists():
-            raise FileNotFoundError(f"{p}: not a local Hugging Face model directory (config.json missing); "
-                                    f"download it once with `huggingface-cli download ... --local-dir {p}`")
-        model = AutoModel.from_pretrained(str(p), local_files_only=True, trust_remote_code=trust_remote_code)
-        for attr in ("feature_extractor", "feature_projection", "encoder"):
-            if not hasattr(model, attr):
-                raise ValueError(f"{p}: {type(model).__name__} is not a HuBERT/wav2vec2-style model (no {attr})")
-        n_layers = len(model.encoder.layers)
-        if not 1 <= layer <= n_layers:
-            raise ValueError(f"layer={layer}: {p} has transformer layers 1..{n_layers}")
-        model.encoder.layers = model.encoder.layers[:layer]
-        if getattr(model.config, "do_stable_layer_norm", False) and layer < n_layers:
-            model.encoder.layer_norm = nn.Identity()  # fairseq output_layer: no final norm for inner layers
-        cfg = model.config
-        self.hop = int(np.prod(cfg.conv_stride))
-        self.receptive = _receptive_field(cfg.conv_kernel, cfg.conv_stride)
-        self.frame_rate_hz = SR / self.hop
-        self.model = model.eval().to(self.device)
-        self.layer, self.dim = layer, cfg.hidden_size
-        from .kmeans import file_hash
-
-        sha = file_hash(p)
-        self.name = f"hf-{cfg.model_type}-L{layer}-{sha[:8]}"
-        self.meta = {"features": self.name, "layer": layer, "checkpoint": str(p), "checkpoint_sha1": sha}
-
-    def num_frames(self, n_samples: int) -> int:
-        n = n_samples + 2 * EDGE_PAD
-        for k, s in zip(self.model.config.conv_kernel, self.model.config.conv_stride):
-            n = max(0, (n - k) // s + 1)
-        return n
-
-    def _forward(self, x, lengths):
-        import torch
-
-        feats, flen = masked_conv_stack(self.model.feature_extractor.conv_layers, x.unsqueeze(1), lengths)
-        h = self.model.feature_projection(feats.transpose(1, 2))
-        if isinstance(h, tuple):  # wav2vec2 returns (hidden, normed extract features)
-            h = h[0]
-        mask = torch.arange(h.shape[1], device=h.device)[None, :] < flen[:, None]
-        out = self.model.encoder(h, attention_mask=mask)
-        return out[0], flen
-
-    def _forward_unpadded(self, x):
-        import torch
-
-        feats, flen = masked_conv_stack(self.model.feature_extractor.conv_layers, x.unsqueeze(1),
-                                        torch.tensor([x.shape[1]], device=x.device))
-        h = self.model.feature_projection(feats.transpose(1, 2))
-        if isinstance(h, tuple):
-            h = h[0]
-        out = self.model.encoder(h)
-        return out[0], flen
-
-
-def _receptive_field(kernels, strides) -> int:
-    r, jump = 1, 1
-    for k, s in zip(kernels, strides):
-        r += (k - 1) * jump
-        jump *= s
-    return r

@@ -20,6 +20,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .base import file_hash
+from .factory import build_features
+
 log = logging.getLogger("slmfactory.tokenize")
 FAIRSEQ_SEED = 1369  # fairseq learn_kmeans.py default
 
@@ -77,19 +80,6 @@ def load(prefix: str | os.PathLike) -> KMeansModel:
 
 def array_hash(a: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()
-
-
-def file_hash(path: str | os.PathLike, limit: int | None = None) -> str:
-    """sha1 of a checkpoint file (or of every file in a checkpoint directory), to record units' provenance."""
-    h = hashlib.sha1()
-    p = Path(path)
-    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-    for f in files:
-        h.update(f.name.encode())
-        with open(f, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()[: limit or 40]
 
 
 def kmeans_pp(x: np.ndarray, k: int, seed: int, max_points: int | None = None) -> np.ndarray:
@@ -252,7 +242,7 @@ def train_from_rows(rows: Iterable[dict[str, Any]], extractor, k: int, hours: fl
                 log.warning("k-means sample: skipping %s: %s", r.get("audio_path"), e)
 
     feats = collect_features(extractor, wavs())
-    meta = dict(extra_meta or {}, features=extractor.name, frame_rate_hz=extractor.frame_rate_hz,
+    meta = dict(extra_meta or {}, features=extractor.label, frame_rate_hz=extractor.frame_rate_hz,
                 sample_hours=round(sum(float(r.get("duration") or 0) for r in picked) / 3600, 4),
                 sample_rows=len(picked))
     return train(feats, k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid, meta=meta,
@@ -263,18 +253,17 @@ def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int 
                   max_points_per_centroid: int = 256, **extractor_params) -> str:
     """Recipe ``prepare`` hook: train ``kmeans`` (a path prefix) from a sample of the run's input unless it exists.
 
-    ``extractor_params`` are the TokenizeStage feature parameters (tokenizer, checkpoint, layer, ...), so the
-    centroids fit the features the stage will compute. Give the stage the same ``kmeans`` path (e.g. via a
+    ``extractor_params`` are the TokenizeStage feature parameters (tokenizer, checkpoint, layer, ...), built by
+    the same factory as the stage's (``factory.build_features``), so the centroids fit the features the stage
+    will compute. Give the stage the same ``kmeans`` path (e.g. via a
     recipe var such as ``${out}/kmeans/spectral-k100``).
     """
-    from .stage import build_extractor
-
     k, hours, seed, max_points_per_centroid = int(k), float(hours), int(seed), int(max_points_per_centroid)
     prefix = Path(kmeans)
     if exists(prefix):
         log.info("k-means %s exists; not retraining", prefix)
         return str(prefix)
-    extractor = build_extractor(**extractor_params)
+    extractor = build_features(**extractor_params)
     model = train_from_rows(ctx.iter_input(), extractor, k=k, hours=hours, seed=seed,
                             max_points_per_centroid=max_points_per_centroid, extra_meta=extractor_meta(extractor))
     model.save(prefix)

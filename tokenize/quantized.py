@@ -11,27 +11,30 @@ from typing import Sequence
 import numpy as np
 
 from .assign import Assigner
+from .base import SpeechTokenizer
 from .kmeans import KMeansModel
 
 
 class KMeansTokenizer:
+    """A frame-feature backend (``needs_kmeans``) and its centroids, used as one tokenizer by the stage."""
+
     num_codebooks = 1
 
-    def __init__(self, extractor, kmeans: KMeansModel):
+    def __init__(self, extractor: SpeechTokenizer, kmeans: KMeansModel):
         if kmeans.dim != extractor.dim:
-            raise ValueError(f"k-means centroids have dim {kmeans.dim} but {extractor.name} features have dim "
+            raise ValueError(f"k-means centroids have dim {kmeans.dim} but {extractor.label} features have dim "
                              f"{extractor.dim}; train k-means on this extractor/layer (`slmfactory kmeans train`)")
         trained_on = kmeans.meta.get("features")
-        if trained_on and trained_on != extractor.name:
+        if trained_on and trained_on != extractor.label:
             import logging
 
             logging.getLogger("slmfactory.tokenize").warning(
-                "k-means was trained on %s features but the tokenizer extracts %s", trained_on, extractor.name)
+                "k-means was trained on %s features but the tokenizer extracts %s", trained_on, extractor.label)
         self.extractor, self.kmeans = extractor, kmeans
         self.assigner = Assigner(kmeans.centroids, device=getattr(extractor, "device", "cpu"))
         self.frame_rate_hz = extractor.frame_rate_hz
         self.vocab_size = kmeans.k
-        self.name = f"{extractor.name}+km{kmeans.k}-{kmeans.short_hash}"
+        self.label = f"{extractor.label}+km{kmeans.k}-{kmeans.short_hash}"
 
     def encode(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if getattr(self.extractor, "returns_torch", False):  # keep features on the device for the argmin

@@ -11,12 +11,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import SR
+from .base import SR, SpeechTokenizer
 
 EDGE_PAD = 40  # samples each side (slamkit): frames = floor(samples / hop)
 
 
-class SpectralFeatures:
+class SpectralFeatures(SpeechTokenizer):
+    """Weight-free MFCC or log-mel frame features on the HuBERT 50 Hz grid (the offline default, needs k-means)."""
+
+    name = "spectral"
+
     def __init__(self, kind: str = "mfcc", n_mels: int = 40, n_mfcc: int = 13, deltas: bool = True,
                  cmn: bool = True, hop: int = 320, win: int = 400):
         import torch
@@ -31,8 +35,8 @@ class SpectralFeatures:
         base = n_mfcc if kind == "mfcc" else n_mels
         self.dim = base * (3 if deltas else 1)
         self.frame_rate_hz = SR / hop
-        self.name = f"{kind}{base}{'+d' if deltas else ''}{'+cmn' if cmn else ''}"
-        self.meta = {"features": self.name, "layer": None, "checkpoint_sha1": None}
+        self.label = f"{kind}{base}{'+d' if deltas else ''}{'+cmn' if cmn else ''}"
+        self.meta = {"features": self.label, "layer": None, "checkpoint_sha1": None}
 
     def num_frames(self, n_samples: int) -> int:
         return max(0, (n_samples + 2 * EDGE_PAD - self.win) // self.hop + 1)

@@ -15,65 +15,31 @@ import numpy as np
 
 from ..manifests.schema import AUDIO_COLUMN
 from ..stages.base import Row, Stage, reject
+from . import kmeans as km
 from . import postprocess
 from .base import set_cpu_threads
+from .factory import backend_class, build_backend, build_features
+from .quantized import KMeansTokenizer
 
 log = logging.getLogger("slmfactory.tokenize")
-TOKENIZERS = ("spectral", "hubert", "hf-hubert", "encodec", "mimi")
 MIN_SAMPLES = 400  # one 25 ms analysis window at 16 kHz
 
 
-def build_extractor(tokenizer: str = "spectral", checkpoint: str | None = None, layer: int | None = None,
-                    arch: str | None = None, device: str = "auto", precision: str | None = None,
-                    batch_seconds: float | None = None, kind: str = "mfcc", deltas: bool = True, cmn: bool = True,
-                    preset: str | None = None, allow_random: bool = False, **_: Any):
-    """The feature extractor named by the stage parameters (shared by the stage and k-means training)."""
-    if preset:
-        from .presets import preset as get_preset
-
-        p = get_preset(preset)
-        tokenizer, layer, arch = p["tokenizer"], layer or p.get("layer"), arch or p.get("arch")
-    if tokenizer == "spectral":
-        from .spectral import SpectralFeatures
-
-        return SpectralFeatures(kind=kind, deltas=deltas, cmn=cmn)
-    if tokenizer == "hubert":
-        from .hubert import TorchaudioHubert
-
-        if not checkpoint and not allow_random:
-            raise ValueError("tokenizer=hubert needs checkpoint=<local .pt/.pth/.safetensors state_dict> "
-                             "(allow_random=true only for tests and benchmarks)")
-        return TorchaudioHubert(checkpoint or None, layer=layer or 6, arch=arch or "hubert_base", device=device,
-                                precision=precision, batch_seconds=batch_seconds)
-    if tokenizer == "hf-hubert":
-        from .hubert import HFHubert
-
-        if not checkpoint:
-            raise ValueError("tokenizer=hf-hubert needs checkpoint=<local Hugging Face model directory>")
-        return HFHubert(checkpoint, layer=layer or 6, device=device, precision=precision, batch_seconds=batch_seconds)
-    raise ValueError(f"tokenizer={tokenizer!r} has no k-means features; choose one of spectral, hubert, hf-hubert")
-
-
-def build_tokenizer(tokenizer: str = "spectral", kmeans: str | None = None, checkpoint: str | None = None,
-                    num_codebooks: int = 8, device: str = "auto", precision: str | None = None, **params: Any):
-    if tokenizer not in TOKENIZERS:
-        raise ValueError(f"tokenizer={tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
-    if tokenizer in ("encodec", "mimi"):
-        from .codec import CodecTokenizer
-
-        return CodecTokenizer(checkpoint, kind=tokenizer, num_codebooks=num_codebooks, device=device,
-                              precision=precision or "fp32")
-    from . import kmeans as km
-    from .quantized import KMeansTokenizer
-
+def build_tokenizer(tokenizer: str = "spectral", kmeans: str | None = None, **params: Any) -> Any:
+    """What the stage runs: the backend itself when it gives units (codecs), else its frame features quantized
+    by the k-means centroids saved at ``kmeans`` (the backend comes from ``factory``, like k-means training's)."""
+    cls = backend_class(tokenizer, params.get("preset"))
+    if not cls.needs_kmeans:
+        return build_backend(tokenizer, **params)
     if not kmeans:
-        raise ValueError(f"tokenizer={tokenizer} needs kmeans=<path prefix of .npy/.json>; train one with "
+        raise ValueError(f"tokenizer={cls.name} needs kmeans=<path prefix of .npy/.json>; train one with "
                          f"`slmfactory kmeans train` or the recipe's ensure_kmeans prepare hook")
-    extractor = build_extractor(tokenizer, checkpoint=checkpoint, device=device, precision=precision, **params)
-    return KMeansTokenizer(extractor, km.load(kmeans))
+    return KMeansTokenizer(build_features(tokenizer, **params), km.load(kmeans))
 
 
 class TokenizeStage(Stage):
+    """Speech units (features + k-means) or codec codes for every segment, by a registered speech tokenizer."""
+
     name = "tokenize"
 
     def __init__(self, tokenizer: str = "spectral", kmeans: str | None = None, checkpoint: str | None = None,
@@ -81,10 +47,6 @@ class TokenizeStage(Stage):
                  dedup: bool = False, offset: int = 0, bpe: str | None = None, batch_seconds: float | None = None,
                  device: str = "auto", num_codebooks: int = 8, num_threads: int | None = None,
                  load_workers: int = 4, chunk_rows: int | None = None, **params: Any):
-        if preset:
-            from .presets import preset as get_preset
-
-            tokenizer = get_preset(preset)["tokenizer"]
         self.tok = build_tokenizer(tokenizer, kmeans=kmeans, checkpoint=checkpoint, layer=layer, preset=preset,
                                    precision=precision, batch_seconds=batch_seconds, device=device,
                                    num_codebooks=num_codebooks, **params)
@@ -94,7 +56,7 @@ class TokenizeStage(Stage):
         self.dedup, self.offset = bool(dedup), int(offset or 0)
         self.bpe = postprocess.UnitBPE(bpe) if bpe else None
         if self.multi and (dedup or self.bpe):
-            raise ValueError(f"dedup/bpe apply to single-codebook units; {self.tok.name} has "
+            raise ValueError(f"dedup/bpe apply to single-codebook units; {self.tok.label} has "
                              f"{self.tok.num_codebooks} codebooks")
         self.load_workers = load_workers
         # rows encoded per call when audio is decoded here: few when each item is its own forward (decode of
@@ -102,7 +64,7 @@ class TokenizeStage(Stage):
         ext = getattr(self.tok, "extractor", self.tok)
         one_by_one = getattr(ext, "device", "cpu") == "cpu" and not getattr(ext, "batch_seconds", 0)
         self.chunk_rows = int(chunk_rows or (4 if one_by_one else 64))
-        self.tokenizer_name = self.tok.name + (f"+off{self.offset}" if self.offset else "") + \
+        self.tokenizer_name = self.tok.label + (f"+off{self.offset}" if self.offset else "") + \
             ("+dedup" if dedup else "") + ("+bpe" if self.bpe else "")
 
     def _get_audio(self, r: dict[str, Any]) -> np.ndarray | str:
