@@ -41,7 +41,7 @@ def bench_tts(name: str, tts, texts: list[str], voices: list[str], repeats: int)
 def gate_quality() -> None:
     """Correct texts must pass; texts with substituted words and wrong texts must fail."""
     from slmfactory.synth.gates import AlignGate
-    from slmfactory.synth.tts import EspeakTts
+    from slmfactory.synth.tts_espeak import EspeakTts
 
     tts = EspeakTts()
     voices = ["en-us", "en-us+f3", "en-gb+m3", "en-029+f4", "en-gb-x-rp+f2", "en-us+m7"]
@@ -74,7 +74,9 @@ def main() -> None:
         gate_quality()
 
     from slmfactory.synth.gates import AlignGate
-    from slmfactory.synth.tts import EspeakTts, VoiceSampler, make_tts
+    from slmfactory.synth.tts import make_tts
+    from slmfactory.synth.tts_espeak import EspeakTts
+    from slmfactory.synth.voices import VoiceSampler
 
     texts = [SENTENCES[i % len(SENTENCES)] for i in range(a.n)]
     esp = EspeakTts(workers=4)
@@ -93,7 +95,8 @@ def main() -> None:
     t_synth = median_time(lambda: esp.synthesize(texts, voices), a.repeats)
     print(f"align gate: {t_gate / audio_s:.4f} s per audio second | gate/synthesis time ratio {t_gate / t_synth:.2f}")
 
-    from slmfactory.synth.llm import GenParams, TransformersLlm
+    from slmfactory.synth.llm import GenParams
+    from slmfactory.synth.llm_transformers import TransformersLlm
     from slmfactory.synth.prompts import rewrite_prompt
     from slmfactory.synth.tiny import make_tiny_llm
 

@@ -10,12 +10,15 @@ from typing import Any, Optional
 
 import typer
 
+from ..manifests.registry import LLM_BACKENDS, TTS_BACKENDS
+
 synth_app = typer.Typer(help="Synthesize instruction data: cross-modal, spoken instructions, spoken QA.",
                         no_args_is_help=True)
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 LLM_HELP = ("LLM as YAML, e.g. \"{backend: vllm, model_path: /models/qwen}\", \"{backend: openai, base_url: "
             "http://localhost:8000/v1, model: qwen}\", \"{backend: transformers, model_path: ./tiny}\"; "
-            "default template")
+            f"backends: {', '.join(LLM_BACKENDS.names())}; default template")
+TTS_HELP = f"TTS backend: {', '.join(TTS_BACKENDS.names())} (default espeak)"
 
 
 def register(app: typer.Typer) -> None:
@@ -66,7 +69,7 @@ def instruct(ctx: typer.Context,
              out: Path = typer.Option(..., "-o", "--out"),
              kind: Optional[str] = typer.Option(None, help="jsonl (default) or hf"),
              llm: Optional[str] = typer.Option(None, help=LLM_HELP),
-             tts: Optional[str] = typer.Option(None, help="espeak (default), coqui or piper"),
+             tts: Optional[str] = typer.Option(None, help=TTS_HELP),
              executor: str = typer.Option("ray"), address: Optional[str] = typer.Option(None)) -> None:
     """InstructS2S-style spoken instructions and answers (pipelines/synth_instruct.yaml)."""
     _go(ctx, "synth_instruct", corpus, out, kind, llm, executor, address, tts_backend=tts)
@@ -85,11 +88,16 @@ def sqa(ctx: typer.Context,
 
 
 @synth_app.command("voices")
-def voices(backend: str = typer.Option("espeak"),
+def voices(backend: str = typer.Option("espeak", help=TTS_HELP),
            model: Optional[str] = typer.Option(None, help="local model path")) -> None:
     """List the voices a TTS backend offers (what the voice sampler draws from)."""
-    from ..synth.tts import make_tts
+    from ..synth.tts import TtsError, make_tts
+    from .console import _fail
 
     params = {} if backend == "espeak" else ({"model_dir": model} if backend == "coqui" else {"model_path": model})
-    for v in make_tts(backend, **params).voices():
+    try:
+        tts = make_tts(backend, **params)
+    except TtsError as e:
+        _fail(str(e))
+    for v in tts.voices():
         print(v)

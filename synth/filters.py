@@ -77,11 +77,13 @@ def sentences(text: str) -> list[str]:
 
 # --- grounding ----------------------------------------------------------------------------------
 _WORD = re.compile(r"[a-z0-9']+")
+STOPWORDS = set("""a an the and or but if of to in on at by for with from as is are was were be been it its this
+that these those there here he she they we you i me my your our their his her them us not no so than then
+when what which who whom how why where do does did can could would should will shall may might must have has
+had into over under about after before up down out off very just also""".split())
 
 
 def content_words(text: str) -> list[str]:
-    from .prompts import STOPWORDS
-
     return [w for w in _WORD.findall((text or "").lower()) if w not in STOPWORDS]
 
 

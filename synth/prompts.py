@@ -1,8 +1,8 @@
 """Prompts the recipes send to an LLM, the JSON each must answer with, and the parsers that check it.
 
 Why structured prompts: one ``Prompt`` carries both the chat text (for vLLM / HTTP / transformers) and
-the task payload, so the offline ``template`` backend answers the *same* request by rules and every
-backend's output goes through the *same* parser. A reply that fails to parse is retried, then rejected
+the task payload, so the offline ``template`` backend (``llm_template.py``) answers the *same* request by
+rules and every backend's output goes through the *same* parser. A reply that fails to parse is retried, then rejected
 with its raw text (see ``llm.generate_validated``).
 """
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from . import filters
+from typing import Any
 
 
 @dataclass
@@ -132,81 +130,3 @@ def check_schema(value: Any, schema: dict[str, Any], where: str = "$") -> None:
             check_schema(item, schema.get("items", {}), f"{where}[{i}]")
     elif t == "string" and len(value.strip()) < schema.get("minLength", 0):
         raise ParseError(f"{where}: empty string")
-
-
-# --- the offline template backend's rules ---------------------------------------------------------
-STOPWORDS = set("""a an the and or but if of to in on at by for with from as is are was were be been it its this
-that these those there here he she they we you i me my your our their his her them us not no so than then
-when what which who whom how why where do does did can could would should will shall may might must have has
-had into over under about after before up down out off very just also""".split())
-
-
-def _spoken_instruction(instruction: str, context: str) -> str:
-    text = filters.clean_for_speech(instruction).rstrip(" .:")
-    if not text:
-        return ""
-    if not text.endswith("?"):
-        text = "Could you " + text[0].lower() + text[1:] + "?"
-    if context:
-        text += " Here it is: " + filters.clean_for_speech(context).rstrip(".") + "."
-    return text
-
-
-def _spoken_answer(answer: str, max_words: int) -> str:
-    sents = filters.sentences(filters.clean_for_speech(answer))
-    out: list[str] = []
-    for s in sents:
-        if out and len(" ".join(out + [s]).split()) > max_words:
-            break
-        out.append(s)
-    words = " ".join(out).split()
-    return " ".join(words[:max_words])
-
-
-def _rule_rewrite(p: dict[str, Any]) -> dict[str, Any]:
-    return {"instruction": _spoken_instruction(p.get("instruction", ""), p.get("input", "")),
-            "answer": _spoken_answer(p.get("output", ""), int(p.get("max_answer_words", 60)))}
-
-
-def _keyword(sentence: str) -> str:
-    words = [w.strip(".,;:!?\"'").lower() for w in sentence.split()]
-    cands = [w for w in words if w and w not in STOPWORDS and w.isalpha()]
-    return max(cands, key=len) if cands else ""
-
-
-def _rule_sqa(p: dict[str, Any]) -> dict[str, Any]:
-    sents = filters.sentences(p.get("transcript", ""))
-    pairs = []
-    for s in sents:
-        kw, words = _keyword(s), s.rstrip(".!?").split()
-        if kw:
-            pairs.append({"question": f"What does the speaker say about the {kw}?", "answer": s.rstrip(".") + "."})
-        if len(words) >= 6:
-            half = len(words) // 2
-            start = " ".join(words[:half])
-            pairs.append({"question": f"How does the speaker finish the sentence that begins '{start}'?",
-                          "answer": " ".join(words[half:]) + "."})
-        if len(pairs) >= int(p.get("n", 3)):
-            break
-    return {"pairs": pairs[: int(p.get("n", 3))]}
-
-
-_PARA_PREFIXES = ["Please {x}", "Could you {x}", "I'd like you to {x}", "Would you {x}", "Go ahead and {x}"]
-
-
-def _rule_paraphrase(p: dict[str, Any]) -> dict[str, Any]:
-    t = p.get("template", "").strip()
-    core = t[0].lower() + t[1:] if t else t
-    core = re.sub(r"^(please|could you|would you|can you)\s+", "", core, flags=re.I).rstrip(".?")
-    out = []
-    for pre in _PARA_PREFIXES:
-        s = pre.format(x=core)
-        s = s + ("?" if s.split()[0] in ("Could", "Would") else ".")
-        if s.lower() != t.lower():
-            out.append(s)
-    return {"paraphrases": out[: int(p.get("n", 3))]}
-
-
-RULES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "rewrite": _rule_rewrite, "sqa": _rule_sqa, "paraphrase": _rule_paraphrase,
-}

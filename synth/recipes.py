@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .crossmodal import load_templates
 from .export import export_hf_chat
+from .paraphrase import Paraphraser
 
 GATE_KEYS = ("gates", "min_grounding", "dedup_threshold", "max_words", "max_answer_words", "attempts")
 
@@ -20,11 +22,9 @@ GATE_KEYS = ("gates", "min_grounding", "dedup_threshold", "max_words", "max_answ
 def extend_templates(ctx: Any, llm: dict[str, Any] | None = None, per_template: int = 2, dest: str = "templates.json",
                      base: str | None = None, gen: dict[str, Any] | None = None) -> str:
     """Write ``OUT/<dest>``: the base pool plus validated LLM paraphrases (a ``tts`` one must keep ``{text}``)."""
-    from .stage import ParaphraseStage, load_templates
-
     pool = load_templates(base)
-    stage = ParaphraseStage(llm=llm or {"backend": "template"}, gen=gen, seed=getattr(ctx, "seed", 0))
-    extended = stage.extend(pool, per_template)
+    paraphraser = Paraphraser(llm=llm or {"backend": "template"}, gen=gen, seed=getattr(ctx, "seed", 0))
+    extended = paraphraser.extend(pool, per_template)
     path = Path(ctx.out_dir) / dest
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(extended, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -44,7 +44,7 @@ def card_info(recipe: Any) -> dict[str, Any]:
         if "llm" in p:
             spec = dict(p["llm"] or {})
             llms.append(f"{spec.get('backend', 'template')}:{spec.get('model_path') or spec.get('model') or 'rules'}")
-        if st.uses in ("tts", "slmfactory.synth.stage:TtsStage"):
+        if st.uses in ("tts", "slmfactory.synth.tts_stage:TtsStage"):
             backend = f"{p.get('backend', 'espeak')} {p.get('backend_params') or ''}".strip()
             tts.append(f"{backend} voices={p.get('voices') or 'all'}")
             p.setdefault("gates", {"text": {}, "duration": {}, "rate": {}, "align": {}})

@@ -12,11 +12,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from slmfactory.synth.llm import (GenParams, LlmError, OpenAiLlm, TemplateLlm, TransformersLlm, VllmLlm,
-                                  build_sampling_params, generate_validated, ray_data_llm_processor)
+from slmfactory.synth.llm import GenParams, LlmError, generate_validated, make_llm
+from slmfactory.synth.llm_openai import OpenAiLlm
+from slmfactory.synth.llm_ray import ray_data_llm_processor
+from slmfactory.synth.llm_template import TemplateLlm
+from slmfactory.synth.llm_transformers import TransformersLlm
+from slmfactory.synth.llm_vllm import VllmLlm, build_sampling_params
 from slmfactory.synth.prompts import (QA_SCHEMA, REWRITE_SCHEMA, ParseError, Prompt, paraphrase_prompt, parse_json,
                                       rewrite_prompt, sqa_prompt)
 from slmfactory.synth.tiny import make_tiny_llm
+from slmfactory.synth.tts import TtsError, make_tts
 
 
 # --- template + parsing ---------------------------------------------------------------------------------
@@ -34,6 +39,14 @@ def test_template_backend_answers_every_task_with_schema_valid_json():
     assert len(c["paraphrases"]) == 2 and all("{text}" in s for s in c["paraphrases"])
     with pytest.raises(LlmError, match="no rule"):
         llm.generate([Prompt("poem", "write a poem")])
+
+
+def test_unknown_backend_names_say_did_you_mean():
+    """LLM and TTS backends are looked up by name in the registry; a typo gets the closest known name."""
+    with pytest.raises(LlmError, match="(?i)did you mean"):
+        make_llm("vlm")
+    with pytest.raises(TtsError, match="(?i)did you mean"):
+        make_tts("espeek")
 
 
 def test_parse_json_tolerates_fences_and_rejects_schema_violations():

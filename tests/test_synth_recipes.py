@@ -14,7 +14,10 @@ from slmfactory.manifests import generate
 from slmfactory.manifests.jsonl import discover as jsonl_rows
 from slmfactory.stages.base import from_rows, to_rows
 from slmfactory.synth import filters
-from slmfactory.synth.stage import DATA, CrossModalStage, InstructStage, SqaStage, TtsStage, load_templates, windows
+from slmfactory.synth.crossmodal import DATA, CrossModalStage, load_templates
+from slmfactory.synth.instruct import InstructStage
+from slmfactory.synth.sqa import SqaStage, windows
+from slmfactory.synth.tts_stage import TtsStage
 from slmfactory.synth.tiny import make_tiny_llm
 
 pytestmark = pytest.mark.skipif(not generate.have_espeak(), reason="espeak-ng not installed")
@@ -123,6 +126,12 @@ def test_tts_stage_is_deterministic(tmp_path):
         assert Path(x["audio_path"]).read_bytes() == Path(y["audio_path"]).read_bytes()
 
 
+def test_tts_stage_wer_gate_config_reaches_the_asr_loader(tmp_path):
+    """The ``wer`` gate's settings go to the Whisper loader (the ``gates`` parameter once shadowed the module)."""
+    with pytest.raises(ValueError, match="wer gate: asr_model .* not a local folder"):
+        TtsStage(audio_dir=str(tmp_path), gates={"wer": {"asr_model": str(tmp_path / "no-whisper")}})
+
+
 class Recorded:
     """Replays recorded model replies (a backend double for the SQA gates)."""
 
@@ -175,10 +184,10 @@ def test_llm_recipes_run_through_the_transformers_backend(ls_rows, tiny_model):
     assert all("transformers:" in r["error"] and "raw:" in r["error"] for r in out if "gate llm" in r["error"])
     out = to_rows(SqaStage(llm=llm, gen=gen, attempts=1)(from_rows(ls_rows[:2])))
     assert len(out) == 2 and all("gate llm" in r["error"] for r in out)
-    from slmfactory.synth.stage import ParaphraseStage
+    from slmfactory.synth.paraphrase import Paraphraser
 
     pool = load_templates()
-    grown = ParaphraseStage(llm=llm, gen=gen, attempts=1).extend(pool, 2)  # the cross-modal recipe's LLM use
+    grown = Paraphraser(llm=llm, gen=gen, attempts=1).extend(pool, 2)  # the cross-modal recipe's LLM use
     assert grown == pool  # nothing valid came back, so nothing was added
 
 

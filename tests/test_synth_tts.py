@@ -10,8 +10,12 @@ import pytest
 import soundfile as sf
 
 from slmfactory.manifests.generate import have_espeak
-from slmfactory.synth.tts import (CoquiTts, EspeakTts, EspeakVoice, PiperTts, TtsError, VoiceSampler, make_tts,
-                                  write_flac)
+from slmfactory.synth.tts import TtsError, make_tts
+from slmfactory.synth.tts_coqui import CoquiTts
+from slmfactory.synth.tts_espeak import EspeakTts, EspeakVoice
+from slmfactory.synth.tts_piper import PiperTts
+from slmfactory.synth.tts_stage import write_flac
+from slmfactory.synth.voices import VoiceSampler
 
 needs_espeak = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
 TEXTS = ["the birch canoe slid on the smooth planks", "glue the sheet to the dark blue background",
