@@ -153,6 +153,3 @@ def _audio_file(value: Any, base: str, extract_dir: str, key: str) -> str | None
         raise ValueError(f"audio file {path} not found (relative paths resolve against {base}) and the row "
                          f"has no audio bytes; fix the path or embed the audio")
     return None
-
-
-discover = HfDataset().discover  # the function form, discover(root, **opts), for scripts and tests

@@ -91,6 +91,3 @@ def _item(obj: dict[str, Any], source: str, base: str, key: str, where: str, kee
     if path is not None and start is None and duration is not None:
         start = 0.0
     return make_item(source, path, key, text=text, start=start, duration=duration, **kw)
-
-
-discover = Jsonl().discover  # the function form, discover(root, **opts), for scripts and tests

@@ -82,6 +82,3 @@ def _meta(uid: str, trans: str | None, lineno: int | None) -> dict[str, Any]:
     if trans:
         meta["transcript_file"] = os.path.basename(trans)
     return meta
-
-
-discover = LibriSpeech().discover  # the function form, discover(root, **opts), for scripts and tests

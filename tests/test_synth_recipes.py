@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from slmfactory.manifests import generate
-from slmfactory.manifests.jsonl import discover as jsonl_rows
+from slmfactory.manifests.corpora import discover
 from slmfactory.stages.base import from_rows, to_rows
 from slmfactory.synth import filters
 from slmfactory.synth.crossmodal import DATA, CrossModalStage, load_templates
@@ -31,9 +31,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ls_rows(corpus):
-    from slmfactory.manifests.librispeech import discover
-
-    return list(discover(str(corpus)))
+    return list(discover("librispeech", str(corpus)))
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -87,7 +85,7 @@ def test_crossmodal_stage_makes_asr_and_tts_tasks(ls_rows):
 
 
 def test_instruct_then_tts_on_the_sample(tmp_path):
-    rows = list(jsonl_rows(SAMPLE))
+    rows = list(discover("jsonl", SAMPLE))
     inst = InstructStage()(from_rows(rows))
     tts = TtsStage(audio_dir=str(tmp_path / "audio"), rates=[150, 170], assistant_voices=["en-us"])
     out = to_rows(tts(inst))
@@ -117,7 +115,7 @@ def test_instruct_then_tts_on_the_sample(tmp_path):
 
 
 def test_tts_stage_is_deterministic(tmp_path):
-    rows = [r for r in jsonl_rows(SAMPLE)][:3]
+    rows = [r for r in discover("jsonl", SAMPLE)][:3]
     inst = InstructStage()(from_rows(rows))
     a = to_rows(TtsStage(audio_dir=str(tmp_path / "a"), seed=1, gates={"align": False})(inst))
     b = to_rows(TtsStage(audio_dir=str(tmp_path / "b"), seed=1, gates={"align": False})(inst))
@@ -178,7 +176,7 @@ def test_llm_recipes_run_through_the_transformers_backend(ls_rows, tiny_model):
     """Tiny random local model: its gibberish must end in errors with the raw text, never lost or crashing."""
     llm = {"backend": "transformers", "model_path": tiny_model, "batch_size": 4}
     gen = {"max_tokens": 8}
-    rows = list(jsonl_rows(SAMPLE))[:4]
+    rows = list(discover("jsonl", SAMPLE))[:4]
     out = to_rows(InstructStage(llm=llm, gen=gen, attempts=2)(from_rows(rows)))
     assert len(out) == 4 and all(r["error"] for r in out)
     assert all("transformers:" in r["error"] and "raw:" in r["error"] for r in out if "gate llm" in r["error"])
@@ -255,12 +253,10 @@ def test_instructions_from_a_local_hf_dataset(tmp_path):
     """An Alpaca-shaped `datasets` folder (save_to_disk, built here) read by the hf input kind."""
     import datasets
 
-    from slmfactory.manifests.hf import discover
-
     items = [json.loads(x) for x in Path(SAMPLE).read_text().splitlines()[:5]]
     datasets.Dataset.from_list([{k: it.get(k, "") for k in ("instruction", "input", "output")} for it in items]) \
         .save_to_disk(str(tmp_path / "alpaca"))
-    rows = list(discover(str(tmp_path / "alpaca")))
+    rows = list(discover("hf", str(tmp_path / "alpaca")))
     assert len(rows) == 5
     out = to_rows(InstructStage()(from_rows(rows)))
     good = [r for r in out if not r["error"]]
