@@ -39,7 +39,8 @@ def main() -> None:
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
     from slmfactory.manifests import generate as gen
-    from slmfactory.stages.align import CtcAligner, PocketsphinxAligner
+    from slmfactory.stages.align_ctc import CtcAligner
+    from slmfactory.stages.align_sphinx import PocketsphinxAligner
     from slmfactory.manifests.audio import load_audio
     from slmfactory.stages.ctc import ctc_viterbi, forced_align
     from slmfactory.stages.textnorm import normalized_words

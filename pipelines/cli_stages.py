@@ -5,12 +5,14 @@ from typing import Optional
 
 import typer
 
+from ..manifests.registry import ALIGNERS
+
 
 def register(app: typer.Typer) -> None:
     @app.command("align")
     def align(audio: str = typer.Argument(..., help="audio file"),
               text: str = typer.Argument(..., help="its transcript (or @file.txt)"),
-              backend: str = typer.Option("pocketsphinx", help="pocketsphinx | ctc"),
+              backend: str = typer.Option("pocketsphinx", help="aligner backend: " + "; ".join(ALIGNERS.help().splitlines())),
               model_path: Optional[str] = typer.Option(None, help="local Wav2Vec2ForCTC directory for --backend ctc"),
               min_coverage: float = typer.Option(0.8)) -> None:
         """Force-align a transcript to an audio file and print word times."""

@@ -3,32 +3,26 @@
 Why: interleaving speech and text at word boundaries needs to know where every word is in the audio.
 Times are seconds relative to the segment (its ``start`` in the source file is 0 here).
 
-Backends (one interface, ``align_batch(wavs, word_lists) -> list[list[Word] | Exception]``):
+Backends derive from :class:`Aligner` (one interface, ``align_batch(wavs, word_lists) -> list[(words,
+coverage) | AlignmentError]``) and are registered by name in ``ALIGNERS`` (``manifests/registry.py``):
 
-* ``pocketsphinx`` (default, offline: the package ships an English acoustic model and dictionary).
-  Words missing from the dictionary are timed between their aligned neighbours with score 0 and count
-  against ``min_coverage``. Digital silence (exact zeros, as in synthesized audio) makes pocketsphinx's
-  front end fail, so a fixed-seed dither far below the speech level is added — deterministic.
-* ``ctc``: a CTC acoustic model from a LOCAL checkpoint directory (transformers ``Wav2Vec2ForCTC``
-  format: config.json, weights, vocab.json — e.g. a wav2vec2 or MMS model you downloaded yourself).
-  Emissions are computed in windows of ``window_s`` seconds, batched across rows, so memory is bounded by
-  the window, not the file; the path comes from :func:`slmfactory.stages.ctc.forced_align`.
+* ``pocketsphinx`` (default, offline: the package ships an English acoustic model and dictionary),
+  ``stages/align_sphinx.py``.
+* ``ctc``: a CTC acoustic model from a LOCAL checkpoint directory, ``stages/align_ctc.py``.
 
 Rows whose alignment fails, or aligns fewer than ``min_coverage`` of the transcript's words, go to
 ``errors`` with the reason.
 """
 from __future__ import annotations
 
-import json
-import os
-import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..manifests.schema import TARGET_SAMPLE_RATE
 from ..manifests.audio import load_audio
+from ..manifests.registry import ALIGNERS
+from ..manifests.schema import TARGET_SAMPLE_RATE
 from .base import Row, Stage, reject
 from .textnorm import normalized_words
 
@@ -95,211 +89,20 @@ def tighten_to_voice(words: list[Word], wav: np.ndarray, below_peak_db: float = 
     return out
 
 
-# --- pocketsphinx ------------------------------------------------------------------------------
-_VARIANT = re.compile(r"\(\d+\)$")
+class Aligner:
+    """Base of every aligner backend: a subclass sets ``name`` (its registry name) and ``align_batch``."""
 
+    name: str
 
-class PocketsphinxAligner:
-    """``Decoder.set_align_text`` with the bundled English model (or ``hmm``/``dict`` paths you give)."""
+    @property
+    def label(self) -> str:
+        """What the ``aligner`` column records (backend plus model, e.g. ``pocketsphinx:en-us``)."""
+        return self.name
 
-    frame_rate = 100.0
-
-    def __init__(self, hmm: str | None = None, dictionary: str | None = None, dither: float = 1e-3,
-                 seed: int = 0):
-        from pocketsphinx import Decoder
-
-        kw: dict[str, Any] = {"loglevel": "FATAL", "lm": None, "cmn": "batch"}
-        if hmm:
-            kw["hmm"] = hmm
-        if dictionary:
-            kw["dict"] = dictionary
-        self.decoder = Decoder(**kw)
-        self.dither, self.seed = dither, seed
-        self.name = "pocketsphinx:" + os.path.basename(str(self.decoder.config["hmm"])).rstrip("/")
-
-    def in_vocab(self, word: str) -> bool:
-        return self.decoder.lookup_word(word) is not None
-
-    def _pcm(self, wav: np.ndarray) -> bytes:
-        noise = np.random.default_rng(self.seed).normal(0.0, self.dither, len(wav)).astype(np.float32)
-        return (np.clip(wav + noise, -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
-
-    def align(self, wav: np.ndarray, words: Sequence[str]) -> tuple[list[Word], float]:
-        known = [i for i, w in enumerate(words) if self.in_vocab(w)]
-        coverage = len(known) / max(1, len(words))
-        if not known:
-            raise AlignmentError(f"none of the {len(words)} words is in the pocketsphinx dictionary; "
-                                 f"check the transcript's language or pass a `dictionary`")
-        d = self.decoder
-        try:
-            d.set_align_text(" ".join(words[i] for i in known))
-            d.reinit_feat()  # CMN/noise estimates carry over between utterances: reset so rows are independent
-            d.start_utt()
-            d.process_raw(self._pcm(wav), full_utt=True)
-            d.end_utt()
-            segs = d.seg()
-        except RuntimeError as e:
-            raise AlignmentError(f"pocketsphinx alignment failed ({e}); the audio may not contain this transcript") from e
-        if segs is None:
-            raise AlignmentError("pocketsphinx found no alignment (no segmentation): the audio does not match "
-                                 "the transcript, is too short for it, or is silent")
-        got = [(_VARIANT.sub("", s.word), s) for s in segs]
-        got = [(w, s) for w, s in got if not (w.startswith("<") or w.startswith("[") or w.startswith("+"))]
-        if len(got) != len(known):
-            raise AlignmentError(f"pocketsphinx aligned {len(got)} words of {len(known)}; the transcript "
-                                 f"does not match the audio")
-        aligned: dict[int, tuple[float, float, float]] = {}
-        for idx, (w, s) in zip(known, got):
-            nframes = max(1, s.end_frame - s.start_frame + 1)
-            # ascore is a likelihood in linear scale; its per-frame geometric mean is a usable relative score
-            score = float(np.exp(np.log(max(s.ascore, 1e-300)) / nframes)) if s.ascore > 0 else 0.0
-            aligned[idx] = (s.start_frame / self.frame_rate, (s.end_frame + 1) / self.frame_rate, score)
-        return fill_unaligned(words, aligned, len(wav) / TARGET_SAMPLE_RATE), coverage
-
-    def align_batch(self, wavs: Sequence[np.ndarray], word_lists: Sequence[Sequence[str]]):
-        out: list[Any] = []
-        for wav, words in zip(wavs, word_lists):
-            try:
-                out.append(self.align(wav, words))
-            except AlignmentError as e:
-                out.append(e)
-        return out
-
-
-# --- CTC -----------------------------------------------------------------------------------------
-class CtcAligner:
-    """A ``Wav2Vec2ForCTC`` checkpoint from a local directory + CTC forced alignment."""
-
-    def __init__(self, model_path: str, window_s: float = 30.0, batch_size: int = 8, device: str = "cpu",
-                 impl: str = "auto", model: Any = None, vocab: dict[str, int] | None = None,
-                 max_cells: float = 2e8):
-        import torch
-
-        self.torch = torch
-        if model is None:
-            if not model_path or not os.path.isdir(model_path):
-                raise FileNotFoundError(f"ctc aligner: model_path {model_path!r} is not a directory; give a local "
-                                        f"Wav2Vec2ForCTC checkpoint (config.json, weights, vocab.json), see docs/align.md")
-            from transformers import Wav2Vec2ForCTC
-
-            model = Wav2Vec2ForCTC.from_pretrained(model_path, local_files_only=True, trust_remote_code=False)
-        if vocab is None:
-            vpath = os.path.join(model_path, "vocab.json")
-            if not os.path.exists(vpath):
-                raise FileNotFoundError(f"ctc aligner: {vpath} missing; save the model's tokenizer next to it "
-                                        f"(tokenizer.save_pretrained(dir))")
-            with open(vpath, encoding="utf-8") as f:
-                vocab = json.load(f)
-            if vocab and isinstance(next(iter(vocab.values())), dict):  # multilingual {lang: vocab}
-                vocab = vocab.get("eng") or next(iter(vocab.values()))
-        self.model = model.eval().to(device)
-        self.device = device
-        self.vocab = {str(k): int(v) for k, v in vocab.items()}
-        cfg = self.model.config
-        self.blank = int(cfg.pad_token_id if cfg.pad_token_id is not None else self.vocab.get("<pad>", 0))
-        self.delim = self.vocab.get("|", self.vocab.get(" "))
-        self.star = int(cfg.vocab_size)  # appended wildcard column
-        self.window = int(window_s * TARGET_SAMPLE_RATE)
-        self.batch_size = batch_size
-        self.impl = impl
-        self.max_cells = float(max_cells)  # frames x CTC states: the Viterbi keeps one byte per cell
-        self.use_mask = getattr(cfg, "feat_extract_norm", "group") == "layer"
-        self.name = "ctc:" + (os.path.basename(os.path.normpath(model_path)) if model_path else type(model).__name__)
-
-    # emissions -----------------------------------------------------------------------------------
-    def emissions(self, wavs: Sequence[np.ndarray]) -> list["Any"]:
-        """(T_i, C+1) log-probs per waveform (star column appended); windows batched across rows."""
-        torch = self.torch
-        from .ctc import add_star_column
-
-        chunks: list[tuple[int, int, np.ndarray]] = []  # (row, window index, samples)
-        for r, w in enumerate(wavs):
-            for k, s in enumerate(range(0, max(1, len(w)), self.window)):
-                chunks.append((r, k, w[s:s + self.window]))
-        order = sorted(range(len(chunks)), key=lambda i: -len(chunks[i][2]))
-        out: dict[tuple[int, int], Any] = {}
-        with torch.inference_mode():
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b:b + self.batch_size]
-                lens = [len(chunks[i][2]) for i in idx]
-                x = torch.zeros(len(idx), max(lens))
-                mask = torch.zeros(len(idx), max(lens), dtype=torch.long)
-                for j, i in enumerate(idx):
-                    a = torch.from_numpy(np.asarray(chunks[i][2], dtype=np.float32))
-                    a = (a - a.mean()) / torch.sqrt(a.var(unbiased=False) + 1e-7)  # Wav2Vec2FeatureExtractor
-                    x[j, : len(a)] = a
-                    mask[j, : len(a)] = 1
-                logits = self.model(x.to(self.device), attention_mask=mask.to(self.device) if self.use_mask else None).logits
-                flen = self.model._get_feat_extract_output_lengths(torch.tensor(lens)).tolist()
-                lp = torch.log_softmax(logits.float(), dim=-1).cpu()
-                for j, i in enumerate(idx):
-                    out[(chunks[i][0], chunks[i][1])] = lp[j, : int(flen[j])]
-        res = []
-        for r in range(len(wavs)):
-            parts = [out[k] for k in sorted(k for k in out if k[0] == r)]
-            res.append(add_star_column(torch.cat(parts, dim=0), self.blank))
-        return res
-
-    def _targets(self, words: Sequence[str]) -> tuple[list[int], list[list[int]], float]:
-        """Token ids, the target positions of each word, and the share of words spelled without ``*``."""
-        targets: list[int] = []
-        positions: list[list[int]] = []
-        spelled = 0
-        for wi, w in enumerate(words):
-            if wi and self.delim is not None:
-                targets.append(self.delim)
-            ids = []
-            for c in w:
-                t = self.vocab.get(c, self.vocab.get(c.upper()))
-                if t is not None and t != self.blank:
-                    ids.append(t)
-            if ids:
-                spelled += 1
-            else:
-                ids = [self.star]
-            positions.append(list(range(len(targets), len(targets) + len(ids))))
-            targets.extend(ids)
-        return targets, positions, spelled / max(1, len(words))
-
-    def align_batch(self, wavs: Sequence[np.ndarray], word_lists: Sequence[Sequence[str]]):
-        from .ctc import forced_align, merge_tokens
-
-        ems = self.emissions(wavs)
-        out: list[Any] = []
-        for wav, words, em in zip(wavs, word_lists, ems):
-            targets, positions, coverage = self._targets(words)
-            cells = em.shape[0] * (2 * len(targets) + 1)
-            if cells > self.max_cells:
-                out.append(AlignmentError(f"segment too long for CTC alignment ({em.shape[0]} frames x "
-                                          f"{2 * len(targets) + 1} states > max_cells {self.max_cells:.0f}); cut it "
-                                          f"shorter with vad_segment max_seconds or raise max_cells"))
-                continue
-            try:
-                path, frame_lp = forced_align(em, targets, blank=self.blank, impl=self.impl)
-            except (ValueError, RuntimeError) as e:
-                out.append(AlignmentError(f"CTC alignment failed: {e}; the segment may be too short for its "
-                                          f"transcript"))
-                continue
-            spans = merge_tokens(path, frame_lp, self.blank)
-            if len(spans) != len(targets):
-                out.append(AlignmentError(f"CTC path has {len(spans)} token runs for {len(targets)} targets"))
-                continue
-            sec = len(wav) / TARGET_SAMPLE_RATE / max(1, em.shape[0])
-            res = []
-            for w, pos in zip(words, positions):
-                ts = [spans[p] for p in pos]
-                res.append(Word(w, ts[0].start * sec, ts[-1].end * sec,
-                                0.0 if targets[pos[0]] == self.star else float(np.mean([t.score for t in ts]))))
-            out.append((res, coverage))
-        return out
-
-
-def make_aligner(backend: str = "pocketsphinx", model_path: str | None = None, **kw: Any):
-    if backend == "pocketsphinx":
-        return PocketsphinxAligner(**({"hmm": model_path} if model_path else {}), **kw)
-    if backend == "ctc":
-        return CtcAligner(model_path or "", **kw)
-    raise ValueError(f"unknown aligner backend {backend!r}; use 'pocketsphinx' or 'ctc'")
+    def align_batch(self, wavs: Sequence[np.ndarray],
+                    word_lists: Sequence[Sequence[str]]) -> list[tuple[list[Word], float] | AlignmentError]:
+        """Per row: (one Word per given word, in order; share of words really aligned) or the error."""
+        raise NotImplementedError
 
 
 class AlignStage(Stage):
@@ -310,7 +113,9 @@ class AlignStage(Stage):
 
     def __init__(self, backend: str = "pocketsphinx", model_path: str | None = None, min_coverage: float = 0.8,
                  overwrite: bool = False, tighten: bool = True, aligner: Any = None, **backend_params: Any):
-        self.aligner = aligner if aligner is not None else make_aligner(backend, model_path, **backend_params)
+        if aligner is None:
+            aligner = ALIGNERS.load(backend)(model_path=model_path, **backend_params)
+        self.aligner = aligner
         self.min_coverage = float(min_coverage)
         self.overwrite = overwrite
         self.tighten = tighten
@@ -345,5 +150,5 @@ class AlignStage(Stage):
                        f"(min_coverage {self.min_coverage:.0%}); check the transcript or lower min_coverage")
                 continue
             row["words"] = [w.as_dict() for w in aligned]
-            row["aligner"] = self.aligner.name
+            row["aligner"] = self.aligner.label
         return rows

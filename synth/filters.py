@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..stages.textnorm import normalized_words
+
 _CODE = [
     (re.compile(r"```|~~~"), "a code block"),
     (re.compile(r"^\s*(def|class|import|from\s+\S+\s+import|#include|public\s+static|function)\b", re.M),
@@ -76,7 +78,6 @@ def sentences(text: str) -> list[str]:
 
 
 # --- grounding ----------------------------------------------------------------------------------
-_WORD = re.compile(r"[a-z0-9']+")
 STOPWORDS = set("""a an the and or but if of to in on at by for with from as is are was were be been it its this
 that these those there here he she they we you i me my your our their his her them us not no so than then
 when what which who whom how why where do does did can could would should will shall may might must have has
@@ -84,7 +85,7 @@ had into over under about after before up down out off very just also""".split()
 
 
 def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall((text or "").lower()) if w not in STOPWORDS]
+    return [w for w in normalized_words(text) if w not in STOPWORDS]
 
 
 def grounding(answer: str, transcript: str) -> float:
@@ -92,7 +93,7 @@ def grounding(answer: str, transcript: str) -> float:
     words = content_words(answer)
     if not words:
         return 0.0
-    vocab = set(_WORD.findall((transcript or "").lower()))
+    vocab = set(normalized_words(transcript))
     return sum(w in vocab for w in words) / len(words)
 
 

@@ -6,7 +6,7 @@ Aligning the *known* text to the audio asks a narrower question: can every word 
 does each stretch of audio sound like its word (score against a free phone loop)? Measured here on 72
 espeak-ng utterances (12 sentences x 6 voices) with the defaults (``min_word_score=-6``, words of
 3+ phones): 65/72 correct texts pass, and 54/72 texts with one substituted word, 49/72 with two and
-72/72 wholly wrong texts fail; on the 30 utterances of the instruct demo 26 pass. Alignment alone
+72/72 wholly wrong texts fail; on the 30 utterances of the instruct demo 23 pass. Alignment alone
 (``min_word_score: null``) passes 66/72 correct texts but catches only 7/72 one-word substitutions
 (reproduce with ``python -P bench/synth.py --gate-quality``). Configure a Whisper model (``wer`` gate,
 local path) when you need an ASR check.
@@ -14,11 +14,11 @@ local path) when you need an ASR check.
 Every gate returns ``GateResult(name, passed, value, threshold, detail)``; a failed one becomes the row's
 error reason ``gate <name>: ...`` so the errors table can be counted per gate.
 
-Note: the pocketsphinx aligner below is small on purpose; it may be replaced by ``slmfactory.stages.align``.
+Decoding goes through the one pocketsphinx wrapper (``stages/sphinx.py``) and text through the one normalizer
+(``stages/textnorm.py``), the same as ASR and forced alignment.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import unicodedata
@@ -29,6 +29,8 @@ import numpy as np
 import soxr
 
 from ..manifests.schema import TARGET_SAMPLE_RATE
+from ..stages.sphinx import Sphinx, log_prob
+from ..stages.textnorm import normalize_text, normalized_words
 
 
 @dataclass
@@ -82,93 +84,87 @@ def rate_gate(text: str, seconds: float, min_wps: float = 1.0, max_wps: float = 
 
 
 # --- forced alignment (pocketsphinx) ---------------------------------------------------------------------
-_TOKEN = re.compile(r"[a-z0-9']+")
-_SPECIAL = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "(NULL)"}
-
-
-def align_words_text(text: str) -> list[str]:
-    return [w.strip("'") for w in _TOKEN.findall((text or "").lower()) if w.strip("'")]
-
-
-def to_pcm16(wav: np.ndarray, sample_rate: int) -> bytes:
-    if sample_rate != TARGET_SAMPLE_RATE:
-        wav = soxr.resample(wav, sample_rate, TARGET_SAMPLE_RATE)
-    return (np.clip(wav, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-
-
 class AlignGate:
-    """Pass when every word of the known text aligns, in order, within the beam, with an acceptable score.
+    """Pass when the known text's words align, in order, within the beam, with an acceptable score.
 
-    The score of a word is a goodness-of-pronunciation measure: the forced alignment's acoustic
-    log-likelihood over the word's frames minus that of a free phone loop over the same frames, per frame
-    (0 = as good as the best phone sequence; very negative = the audio there is not this word). The gate
-    fails when the worst word of at least ``min_phones`` phones scores below ``min_word_score`` (None:
-    alignment only).
+    Text goes through the one normalizer (``stages/textnorm.py``: "3 pm" -> "three pm"), the same words
+    the audio is compared with everywhere else. The score of a word is a goodness-of-pronunciation
+    measure: the forced alignment's acoustic log-likelihood over the word's frames minus that of a free
+    phone loop over the same frames, per frame (0 = as good as the best phone sequence; very negative =
+    the audio there is not this word). The gate fails when the worst word of at least ``min_phones``
+    phones scores below ``min_word_score`` (None: alignment only).
 
-    ``oov`` decides what happens to words missing from the pronouncing dictionary (names, digits):
-    ``"skip"`` passes the item with the gate value ``oov:<words>`` (alignment not attempted), ``"reject"``
-    fails it.
+    Words still missing from the pronouncing dictionary after normalization (names, rare spellings):
+    ``oov="reject"`` fails the item. ``oov="skip"`` (default) aligns each as a spoken-noise placeholder
+    (the model's ``+SPN+`` phone, which pocketsphinx may also skip), so its audio has somewhere to go
+    while every dictionary word must still be found, in order, and score well; a passing item's value
+    names the unchecked words (``oov:<words>``). Why not pass such items unchecked, as this gate once
+    did: one unknown token (a digit, before normalization) then let silence or the wrong speech through.
+    Why not simply drop them from the text: their audio is then forced onto the neighbouring words and
+    good speech fails (measured: "rises as vapour, cools" found no alignment). Why a floor: with fewer
+    than ``min_known`` of the words in the dictionary too little is checked, so the item fails.
     """
 
     name = "align"
 
     def __init__(self, beam: float = 1e-48, min_word_score: float | None = -6.0, min_phones: int = 3,
-                 oov: str = "skip"):
-        from pocketsphinx import Decoder, get_model_path
-
+                 oov: str = "skip", min_known: float = 0.75):
         if oov not in ("skip", "reject"):
             raise ValueError(f"align gate oov={oov!r}: use 'skip' or 'reject'")
         self.beam, self.oov, self.min_phones = float(beam), oov, int(min_phones)
+        self.min_known = float(min_known)
         self.min_word_score = None if min_word_score is None else float(min_word_score)
-        self.decoder = Decoder(samprate=TARGET_SAMPLE_RATE, loglevel="FATAL", fsgusefiller=False,
-                               beam=self.beam, pbeam=self.beam, wbeam=min(1.0, self.beam * 1e8))
+        self.sphinx = Sphinx(samprate=TARGET_SAMPLE_RATE, fsgusefiller=False, beam=self.beam, pbeam=self.beam,
+                             wbeam=min(1.0, self.beam * 1e8))
         self.phones = None
         if self.min_word_score is not None:
-            self.phones = Decoder(samprate=TARGET_SAMPLE_RATE, loglevel="FATAL", lw=2.0, beam=1e-40, pbeam=1e-40,
-                                  allphone=os.path.join(get_model_path("en-us"), "en-us-phone.lm.bin"))
+            self.phones = Sphinx.phone_loop(samprate=TARGET_SAMPLE_RATE, lw=2.0, beam=1e-40, pbeam=1e-40)
+        self._placeholders: set[str] = set()  # OOV words this gate added to its dictionary as +SPN+
 
-    @staticmethod
-    def _run(d: Any, pcm: bytes) -> None:
-        d.reinit_feat()  # CMN/noise estimates carry over between utterances: reset so items are independent
-        d.start_utt()
-        d.process_raw(pcm, full_utt=True)
-        d.end_utt()
+    def in_vocab(self, word: str) -> bool:
+        """In the pronouncing dictionary (placeholders this gate added do not count)."""
+        return word not in self._placeholders and self.sphinx.in_vocab(word)
 
     def align(self, text: str, wav: np.ndarray, sample_rate: int) -> list[tuple[str, float, float, float]] | None:
-        """[(word, start_s, end_s, score)] or None when the text cannot be aligned to the audio.
-
-        ``score`` is the per-frame log-likelihood ratio against the free phone loop (nan when not computed).
-        """
-        pcm = to_pcm16(wav, sample_rate)
-        self.decoder.set_align_text(" ".join(align_words_text(text)))
-        self._run(self.decoder, pcm)
-        seg = self.decoder.seg()
-        if seg is None:
+        """[(word, start_s, end_s, score)] for the text's dictionary words (OOV placeholders left out), or
+        None when the text cannot be aligned to the audio. ``score`` is the per-frame log-likelihood ratio
+        against the free phone loop (nan when not computed)."""
+        words = normalized_words(text)
+        for w in set(words) - self._placeholders:
+            if not self.sphinx.in_vocab(w):
+                self.sphinx.decoder.add_word(w, "+SPN+", True)
+                self._placeholders.add(w)
+        pcm = self.sphinx.pcm16(wav, sample_rate)
+        segs = self.sphinx.align(words, pcm) if words else None
+        if segs is None:
             return None
-        words = [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame, s.end_frame, _log(s.ascore))
-                 for s in seg if s.word not in _SPECIAL]
+        segs = [s for s in segs if s.word not in self._placeholders]
         free: list[tuple[int, int, float]] = []
         if self.phones is not None:
-            self._run(self.phones, pcm)
-            free = [(p.start_frame, p.end_frame, _log(p.ascore)) for p in self.phones.seg()]
+            self.phones.decode(pcm)
+            free = [(p.start_frame, p.end_frame, log_prob(p.ascore)) for p in self.phones.segments(fillers=True) or []]
         out = []
-        for w, a, b, ll in words:
-            score = float("nan")
+        for s in segs:
+            a, b, score = s.start_frame, s.end_frame, float("nan")
             if self.phones is not None:
                 ref = sum(sc * (min(b, d) - max(a, c) + 1) / (d - c + 1) for c, d, sc in free if min(b, d) >= max(a, c))
-                score = (ll - ref) / (b - a + 1)
-            out.append((w, a / 100.0, (b + 1) / 100.0, score))  # 100 frames per second
+                score = (log_prob(s.ascore) - ref) / (b - a + 1)
+            out.append((s.word, s.start, s.end, score))
         return out
 
     def __call__(self, text: str, wav: np.ndarray, sample_rate: int) -> GateResult:
-        words = align_words_text(text)
-        if not words:
+        spoken = normalized_words(text)
+        if not spoken:
             return GateResult(self.name, False, "no words", "all words aligned", "nothing to align")
-        oov = sorted({w for w in words if self.decoder.lookup_word(w) is None})
-        if oov:
-            ok = self.oov == "skip"
-            return GateResult(self.name, ok, "oov:" + ",".join(oov[:5]), "words in dictionary",
-                              "" if ok else "words missing from the pronouncing dictionary; set oov: skip")
+        oov = sorted({w for w in spoken if not self.in_vocab(w)})
+        value = "oov:" + ",".join(oov[:5])
+        if oov and self.oov == "reject":
+            return GateResult(self.name, False, value, "words in dictionary",
+                              "words missing from the pronouncing dictionary; set oov: skip")
+        words = [w for w in spoken if w not in oov]
+        if len(words) < max(1.0, self.min_known * len(spoken)):
+            return GateResult(self.name, False, value, f">= {self.min_known:.0%} of words in dictionary",
+                              f"only {len(words)} of {len(spoken)} words can be checked against the audio")
         aligned = self.align(text, wav, sample_rate)
         if aligned is None:
             return GateResult(self.name, False, "no alignment", f"all {len(words)} words within beam {self.beam:g}",
@@ -178,26 +174,19 @@ class AlignGate:
             return GateResult(self.name, False, f"{len(got)}/{len(words)} words", "all words aligned",
                               f"aligned {' '.join(got[:8])!r}")
         if self.min_word_score is None:
-            return GateResult(self.name, True, f"{len(words)}/{len(words)} words", f"beam {self.beam:g}")
+            return GateResult(self.name, True, value if oov else f"{len(words)}/{len(words)} words", f"beam {self.beam:g}")
         # short function words ("of", "the") are reduced by every TTS voice and mis-scored by the US model;
         # a wrong or garbled word shows up in the longer ones
-        scored = [x for x in aligned if len((self.decoder.lookup_word(x[0]) or "").split()) >= self.min_phones]
+        scored = [x for x in aligned if len((self.sphinx.lookup(x[0]) or "").split()) >= self.min_phones]
         worst = min(scored or aligned, key=lambda x: x[3])
         ok = worst[3] >= self.min_word_score
-        return GateResult(self.name, ok, round(worst[3], 2), f">= {self.min_word_score} (worst word score)",
+        return GateResult(self.name, ok, value if ok and oov else round(worst[3], 2),
+                          f">= {self.min_word_score} (worst word score)",
+                          f"worst word score {worst[3]:.2f}" if ok and oov else
                           "" if ok else f"word {worst[0]!r} at {worst[1]:.2f}s does not sound like its text")
 
 
-def _log(p: float) -> float:
-    """pocketsphinx reports segment scores as probabilities; we work in natural log."""
-    return math.log(max(float(p), 1e-300))
-
-
 # --- round-trip ASR WER -------------------------------------------------------------------------------------
-def normalize_for_wer(text: str) -> str:
-    return " ".join(align_words_text(text))
-
-
 class WerGate:
     """Round-trip ASR: transcribe the synthesized audio and pass when WER(text, hypothesis) <= ``max_wer``.
 
@@ -214,7 +203,7 @@ class WerGate:
 
         if sample_rate != TARGET_SAMPLE_RATE:
             wav = soxr.resample(wav, sample_rate, TARGET_SAMPLE_RATE).astype(np.float32)
-        ref, hyp = normalize_for_wer(text), normalize_for_wer(self.asr(wav))
+        ref, hyp = normalize_text(text), normalize_text(self.asr(wav))
         if not ref:
             return GateResult(self.name, False, "empty reference", f"<= {self.max_wer}", "nothing to compare")
         wer = float(jiwer.wer(ref, hyp)) if hyp else 1.0

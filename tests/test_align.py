@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from slmfactory.manifests import generate as gen
-from slmfactory.stages.align import AlignStage, CtcAligner, fill_unaligned
+from slmfactory.stages.align import AlignStage, fill_unaligned
+from slmfactory.stages.align_ctc import CtcAligner
 from slmfactory.stages.ctc import ctc_viterbi, forced_align, merge_tokens
 from slmfactory.stages.textnorm import NormalizeTextStage, normalize_text
 
@@ -244,3 +245,15 @@ def test_align_cli_verb(librivox):
     assert "disposed" in res.output and "pocketsphinx" in res.output
     bad = CliRunner().invoke(app, ["align", str(path), "qwxz zzyzx"])
     assert bad.exit_code == 1 and "dictionary" in bad.output
+
+
+def test_aligners_come_from_the_registry():
+    from slmfactory.manifests.registry import ALIGNERS, UnknownName
+    from slmfactory.stages.align import Aligner
+    from slmfactory.stages.align_sphinx import PocketsphinxAligner
+
+    assert ALIGNERS.load("pocketsphinx") is PocketsphinxAligner and issubclass(CtcAligner, Aligner)
+    with pytest.raises(UnknownName, match="Did you mean 'ctc'"):
+        AlignStage(backend="ctcc")
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        AlignStage(backend="ctc")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from slmfactory.stages.align import AlignStage
-from slmfactory.stages.asr import AsrStage, WhisperAsr
+from slmfactory.stages.asr import AsrStage
+from slmfactory.stages.asr_whisper import WhisperAsr
 from slmfactory.stages.textnorm import normalize_text
 
 
@@ -86,3 +87,13 @@ def test_whisper_request_and_response_handling():
     low = AsrStage(backend="whisper", model=FakeWhisperModel([0.2, 0.3]), min_confidence=0.5)(
         {"id": ["b"], "audio": [np.zeros(8000, np.float32)], "text": [None]})
     assert "min_confidence" in low["error"][0]
+
+
+def test_asr_backends_come_from_the_registry():
+    from slmfactory.manifests.registry import ASR_BACKENDS, UnknownName
+    from slmfactory.stages.asr import AsrBackend
+    from slmfactory.stages.asr_sphinx import PocketsphinxAsr
+
+    assert ASR_BACKENDS.load("pocketsphinx") is PocketsphinxAsr and issubclass(WhisperAsr, AsrBackend)
+    with pytest.raises(UnknownName, match="Did you mean 'whisper'"):
+        AsrStage(backend="whisperr")

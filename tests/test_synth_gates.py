@@ -7,7 +7,7 @@ import pytest
 
 from slmfactory.manifests.generate import SENTENCES, have_espeak
 from slmfactory.synth.gates import AlignGate, WerGate, duration_gate, rate_gate, text_gate, whisper_asr
-from slmfactory.synth.tts import EspeakTts
+from slmfactory.synth.tts_espeak import EspeakTts
 
 needs_espeak = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
 VOICES = ["en-us", "en-us+f3", "en-gb+m3"]
@@ -76,6 +76,35 @@ def test_oov_policy(speech):
     assert not rej.passed and "dictionary" in rej.reason()
     with pytest.raises(ValueError, match="oov"):
         AlignGate(oov="maybe")
+
+
+@needs_espeak
+def test_digits_are_spoken_words_so_silence_fails_the_gate(gate):
+    """Regression: the gate once tokenized "3" as a word missing from the dictionary and passed the item
+    unchecked, so one second of silence labelled with a digit passed. Text now goes through the one
+    normalizer ("3" -> "three"): silence fails either way, and espeak-ng saying the sentence passes."""
+    from slmfactory.manifests.espeak import speak
+
+    silence = np.zeros(16000, np.float32)
+    for text in ("The meeting starts at 3 pm.", "The meeting starts at three pm."):
+        r = gate(text, silence, 16000)
+        assert not r.passed and r.reason().startswith("gate align:"), (text, r)
+    wav, sr = speak("The meeting starts at 3 pm.", voice="en-us", sample_rate=16000)
+    r = gate("The meeting starts at 3 pm.", wav, sr)
+    assert r.passed and isinstance(r.value, float), r.reason()
+    assert [w for w, *_ in gate.align("The meeting starts at 3 pm.", wav, sr)] == "the meeting starts at three pm".split()
+
+
+@needs_espeak
+def test_words_missing_from_the_dictionary_cannot_carry_an_item(speech, gate):
+    """OOV words are not scored, but the rest of the text still has to be in the audio, and an item made
+    mostly of unknown words fails instead of passing unchecked."""
+    sr, items = speech
+    text, _, wav = items[0]
+    assert not gate(text + " zorblaxian", np.zeros_like(wav), sr).passed
+    mostly = gate("zorblaxian quixotrel the", wav, sr)
+    assert not mostly.passed and "dictionary" in mostly.reason()
+    assert not gate("zorblaxian", wav, sr).passed
 
 
 def test_duration_rate_and_text_gates():

@@ -96,7 +96,9 @@ def test_instruct_then_tts_on_the_sample(tmp_path):
         assert f"gate filter: contains {what}" in reasons, what
     assert "gate llm" in reasons and "raw:" in reasons  # the empty-answer item, with its raw reply
     good = [r for r in out if not r["error"]]
-    assert len(good) >= 10  # 15 items reach TTS; both turns must pass every gate
+    # 15 items reach TTS; both turns must pass every gate. 9, not 10 since the alignment gate stopped passing
+    # dictionary-less words unchecked: 'octopuses' is now aligned as a placeholder and its neighbours scored
+    assert len(good) >= 9
     assert all(r["error_stage"] in ("synth_instruct", "tts") and " gate " in f" {r['error']}" for r in errors)
     assert all(r["error"].split("gate ")[1].split(":")[0] in ("filter", "llm", "align", "duration", "rate", "text")
                for r in errors)
