@@ -39,7 +39,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/bench_ingest.py
 
 clean:
 	rm -rf demo_out .pytest_cache build dist *.egg-info

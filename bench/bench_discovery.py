@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from slmfactory.manifests.corpora import discover
+from timing import timed  # bench/timing.py (the script's folder is on sys.path)
 
 
 def make_librilight(root: Path, files: int) -> None:
@@ -53,15 +53,6 @@ def baseline(root: Path) -> int:
         dirs.sort()
         n += len(sorted(names))
     return n
-
-
-def timed(fn, repeat: int) -> tuple[float, int]:
-    times, out = [], 0
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from timing import timed  # bench/timing.py (the script's folder is on sys.path)
 
 
 def make_segments(n: int, out: Path, seed: int = 0) -> list[tuple[str, float]]:
@@ -79,15 +80,6 @@ def our_path(files, stage, rows_per_call: int = 16) -> list[np.ndarray]:
 def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     same = sum(int((x == y).sum()) for x, y in zip(a, b) if len(x) == len(y))
     return same / max(1, sum(len(x) for x in a))
-
-
-def timed(fn, repeat: int):
-    times, res = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        res = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), res
 
 
 def bench_a(args, tmp: Path):

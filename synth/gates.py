@@ -8,7 +8,7 @@ espeak-ng utterances (12 sentences x 6 voices) with the defaults (``min_word_sco
 3+ phones): 65/72 correct texts pass, and 54/72 texts with one substituted word, 49/72 with two and
 72/72 wholly wrong texts fail; on the 30 utterances of the instruct demo 23 pass. Alignment alone
 (``min_word_score: null``) passes 66/72 correct texts but catches only 7/72 one-word substitutions
-(reproduce with ``python -P bench/synth.py --gate-quality``). Configure a Whisper model (``wer`` gate,
+(reproduce with ``python -P bench/bench_synth.py --gate-quality``). Configure a Whisper model (``wer`` gate,
 local path) when you need an ASR check.
 
 Every gate returns ``GateResult(name, passed, value, threshold, detail)``; a failed one becomes the row's

@@ -1,7 +1,7 @@
 """The ``transformers`` LLM backend: a causal LM from a local folder, batched, CPU or GPU.
 
 Why it exists beside vLLM: it runs anywhere torch does (tests use a tiny random model on CPU), and its
-``stats`` (prompt/completion tokens, seconds) feed ``bench/synth.py``.
+``stats`` (prompt/completion tokens, seconds) feed ``bench/bench_synth.py``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A tiny, randomly initialised causal LM + tokenizer written to a local folder.
 
-Why it ships in the package: tests and ``bench/synth.py`` exercise the real ``transformers`` code path
+Why it ships in the package: tests and ``bench/bench_synth.py`` exercise the real ``transformers`` code path
 (tokenizer, chat rendering, batched generation) with no download. The weights are random, so the text
 is gibberish; what it proves is plumbing, batching, determinism and error routing, never quality.
 """

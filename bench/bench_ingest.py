@@ -9,7 +9,7 @@ Compares, in one run, on the demo corpus scaled 1x and 10x:
 Peak RSS of each path is measured in a fresh subprocess (ru_maxrss of that process and its
 children), so the 10x run shows whether memory grows with the corpus. Medians over --repeats.
 
-    python bench/ingest.py [--repeats 3] [--scales 1 10]
+    python bench/bench_ingest.py [--repeats 3] [--scales 1 10]
 """
 from __future__ import annotations
 
