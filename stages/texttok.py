@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -85,14 +84,13 @@ def train_sentencepiece(texts: Iterable[str], out_dir: str | os.PathLike, vocab_
         log.warning("no text in the input to train a sentencepiece model for %s; using a character-level model. "
                     "Give `text_tokenizer` a local tokenizer.json for a real vocabulary", out)
         lines, model_type = [" ".join("abcdefghijklmnopqrstuvwxyz'")], "char"
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "text.txt"
-        src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        spm.SentencePieceTrainer.train(
-            input=str(src), model_prefix=str(out / SPM_FILE[:-6]), vocab_size=int(vocab_size), model_type=model_type,
-            character_coverage=1.0, hard_vocab_limit=False, normalization_rule_name="identity",
-            required_chars="abcdefghijklmnopqrstuvwxyz'", num_threads=1, shuffle_input_sentence=False,
-            input_sentence_size=0, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2)
+    # sentences from memory, not a temporary file: the trainer records its input path in the model, which made
+    # two identical runs write different spm.model bytes
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_prefix=str(out / SPM_FILE[:-6]), vocab_size=int(vocab_size),
+        model_type=model_type, character_coverage=1.0, hard_vocab_limit=False, normalization_rule_name="identity",
+        required_chars="abcdefghijklmnopqrstuvwxyz'", num_threads=1, shuffle_input_sentence=False,
+        input_sentence_size=0, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2)
     (out / "text_tokenizer.json").write_text(json.dumps({"kind": "sentencepiece", "model_type": model_type,
                                                          "vocab_size": vocab_size,
                                                          "lines": len(lines)}, indent=1))
