@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..manifests.registry import LLM_BACKENDS, TTS_BACKENDS
+from ..manifests.registry import CORPORA, LLM_BACKENDS, TTS_BACKENDS
 
 synth_app = typer.Typer(help="Synthesize instruction data: cross-modal, spoken instructions, spoken QA.",
                         no_args_is_help=True)
@@ -18,6 +18,7 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 LLM_HELP = ("LLM as YAML, e.g. \"{backend: vllm, model_path: /models/qwen}\", \"{backend: openai, base_url: "
             "http://localhost:8000/v1, model: qwen}\", \"{backend: transformers, model_path: ./tiny}\"; "
             f"backends: {', '.join(LLM_BACKENDS.names())}; default template")
+KIND_HELP = f"corpus kind (default librispeech): {', '.join(CORPORA.names())}"
 TTS_HELP = f"TTS backend: {', '.join(TTS_BACKENDS.names())} (default espeak)"
 
 
@@ -56,7 +57,7 @@ def _go(ctx: typer.Context, recipe: str, corpus: Path, out: Path, kind: Optional
 def crossmodal(ctx: typer.Context,
                corpus: Path = typer.Argument(..., help="transcribed corpus root, or a run folder with --kind manifest"),
                out: Path = typer.Option(..., "-o", "--out"),
-               kind: Optional[str] = typer.Option(None, help="librispeech (default), folder, jsonl, hf, manifest, ..."),
+               kind: Optional[str] = typer.Option(None, help=KIND_HELP),
                llm: Optional[str] = typer.Option(None, help=LLM_HELP + " (extends the template pool)"),
                executor: str = typer.Option("ray"), address: Optional[str] = typer.Option(None)) -> None:
     """SpeechGPT-style ASR/TTS instructions from transcribed segments (pipelines/synth_crossmodal.yaml)."""
@@ -79,7 +80,7 @@ def instruct(ctx: typer.Context,
 def sqa(ctx: typer.Context,
         corpus: Path = typer.Argument(..., help="transcribed corpus root, or a run folder with --kind manifest"),
         out: Path = typer.Option(..., "-o", "--out"),
-        kind: Optional[str] = typer.Option(None, help="librispeech (default), folder, jsonl, hf, manifest, ..."),
+        kind: Optional[str] = typer.Option(None, help=KIND_HELP),
         llm: Optional[str] = typer.Option(None, help=LLM_HELP),
         n_pairs: Optional[int] = typer.Option(None, help="question-answer pairs per transcript (default 3)"),
         executor: str = typer.Option("ray"), address: Optional[str] = typer.Option(None)) -> None:
