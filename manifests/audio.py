@@ -4,22 +4,37 @@ Which library does what: soundfile (libsndfile) decodes WAV/FLAC/OGG and seeks c
 (FFmpeg) decodes MP3/M4A/AAC/Opus and whatever libsndfile refuses, soxr resamples (high quality,
 fast), numpy down-mixes. Errors are raised as :class:`AudioError` with the file name and a hint,
 so the stage can put a readable reason in the errors table.
+
+Sanity bounds (every probe and load checks them, so garbage is rejected at decode, not learned from):
+a sample rate within [4000, 384000] Hz and 1 to 32 channels (outside them the header is wrong or it is
+not audio: a 10-sample "1 Hz" WAV once became a 10 s row of identical units); at least 25 ms of samples
+(shorter than one 20 ms analysis frame plus its hop: nothing a tokenizer or VAD can use); only finite
+samples; and a peak amplitude of at most 1000. Integer PCM decodes to [-1, 1]; float files are nominally
+in [-1, 1] too, and hot float masters reach a few units, but 1000 is +60 dB over full scale: samples that
+are unscaled integers written as floats, or garbage (a 1e30 float WAV once took over half the k-means
+codebook, because one loud file outweighs thousands of normal ones in squared-distance clustering).
+Only regular files are opened (``os.stat`` first: a FIFO would block the worker forever).
 """
 from __future__ import annotations
 
 import math
 import os
+import stat
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from .schema import TARGET_SAMPLE_RATE
+from .schema import TARGET_SAMPLE_RATE, seconds_problem
 
 SOUNDFILE_EXTS = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".au", ".sph"}
 FFMPEG_EXTS = {".mp3", ".m4a", ".aac", ".opus", ".webm", ".mp4", ".wma"}
 AUDIO_EXTS = SOUNDFILE_EXTS | FFMPEG_EXTS
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 384_000  # Hz (see the module docstring for every bound)
+MAX_CHANNELS = 32
+MIN_FILE_SECONDS = 0.025
+MAX_PEAK = 1e3
 
 
 class AudioError(ValueError):
@@ -41,7 +56,8 @@ def probe(path: str) -> AudioInfo:
     if ext not in FFMPEG_EXTS:
         try:
             i = sf.info(path)
-            return AudioInfo(int(i.samplerate), int(i.channels), i.frames / i.samplerate, int(i.frames))
+            return _checked(path, AudioInfo(int(i.samplerate), int(i.channels),
+                                            i.frames / i.samplerate if i.samplerate else 0.0, int(i.frames)))
         except RuntimeError as e:
             if ext in SOUNDFILE_EXTS:
                 raise AudioError(f"{path}: not a readable {ext} file ({_short(e)}); re-encode it, e.g. "
@@ -50,7 +66,8 @@ def probe(path: str) -> AudioInfo:
     md = dec.metadata
     sr = int(md.sample_rate)
     dur = float(md.duration_seconds_from_header or md.duration_seconds or 0.0)
-    return AudioInfo(sr, int(md.num_channels), dur, int(round(dur * sr)))
+    frames = int(round(dur * sr)) if math.isfinite(dur) and dur < 1e7 else 0
+    return _checked(path, AudioInfo(sr, int(md.num_channels or 0), dur, frames))
 
 
 def load_audio(path: str, start: float = 0.0, duration: float | None = None,
@@ -58,8 +75,14 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None,
     """Decode ``[start, start+duration)`` of ``path`` as mono float32 at ``target_sr``.
 
     Returns the waveform and the *source* file's info. Raises :class:`AudioError` for empty,
-    truncated, non-audio or silent-zero-length input.
+    truncated, non-audio or silent-zero-length input, a start/duration that is not usable seconds, and
+    a file outside the sanity bounds of the module docstring.
     """
+    start = 0.0 if start is None else start
+    for name, v in (("start", start), ("duration", duration)):
+        bad = None if v is None else seconds_problem(name, v, positive=name == "duration")
+        if bad:
+            raise AudioError(f"{path}: {bad}")
     _check_file(path)
     ext = os.path.splitext(path)[1].lower()
     wav = None
@@ -68,7 +91,7 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None,
         try:
             with sf.SoundFile(path) as f:
                 sr, ch, frames = int(f.samplerate), int(f.channels), int(f.frames)
-                info = AudioInfo(sr, ch, frames / sr if sr else 0.0, frames)
+                info = _checked(path, AudioInfo(sr, ch, frames / sr if sr else 0.0, frames))
                 first = int(round(start * sr))
                 count = -1 if duration is None else int(round(duration * sr))
                 if first:
@@ -80,11 +103,21 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None,
                                  f"Check it with `soxi {os.path.basename(path)}` or re-encode it with ffmpeg") from e
     if wav is None:
         wav, info = _load_ffmpeg(path, start, duration)
+        _checked(path, info, wav.shape[0])
     if wav.size == 0:
-        raise AudioError(f"{path}: no audio samples in [{start:.2f}s, +{duration}s]; the file is empty or "
-                         f"shorter than the segment")
-    if not np.isfinite(wav).all():
-        raise AudioError(f"{path}: audio contains NaN/inf samples; re-encode it")
+        span = f"{start:.2f} s to the end" if duration is None else f"{start:.2f} s + {duration} s"
+        raise AudioError(f"{path}: no audio samples from {span}; the file is empty or "
+                         f"shorter than the segment: fix start/duration or drop the row")
+    hi, lo = float(wav.max()), float(wav.min())  # NaN when any sample is; no copy of the audio
+    peak = max(hi, -lo)
+    if not (math.isfinite(hi) and math.isfinite(lo)):
+        raise AudioError(f"{path}: audio contains NaN/inf samples; the file is corrupt or not audio: re-encode "
+                         f"it from its source, or drop it")
+    if peak > MAX_PEAK:
+        raise AudioError(f"{path}: peak amplitude {peak:.3g} is far beyond full scale (1.0; at most {MAX_PEAK:g} "
+                         f"is accepted): the samples are unscaled or garbage. Rescale to [-1, 1] (e.g. divide "
+                         f"int16-valued floats by 32768, or `sox {os.path.basename(path)} -b 16 out.wav norm -1`) "
+                         f"or drop the file")
     mono = wav.mean(axis=1, dtype=np.float32) if wav.shape[1] > 1 else wav[:, 0]
     if info.sample_rate != target_sr:
         mono = soxr.resample(mono, info.sample_rate, target_sr, quality="HQ").astype(np.float32, copy=False)
@@ -92,10 +125,41 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None,
 
 
 def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise AudioError(f"{path}: file not found; check the manifest's audio_path or the corpus root")
-    if os.path.getsize(path) == 0:
+    """A regular, non-empty file (``os.stat`` only: nothing is opened before this passes)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:
+        what = "file not found" if isinstance(e, FileNotFoundError) else f"cannot stat it ({e})"
+        raise AudioError(f"{path}: {what}; check the manifest's audio_path or the corpus root") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioError(f"{path}: is a {file_kind(st.st_mode)}, not an audio file; it is never opened. Point "
+                         f"audio_path at a regular audio file")
+    if st.st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes); re-copy or re-download it")
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (for error reasons)."""
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def _checked(path: str, info: AudioInfo, decoded_frames: int = 0) -> AudioInfo:
+    """``info`` when it is within the sanity bounds (module docstring), else :class:`AudioError` with the fix."""
+    sr, ch = info.sample_rate, info.num_channels
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{path}: sample rate {sr} Hz is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz: the "
+                         f"header is wrong or this is not audio. Re-encode it at a real rate (`ffmpeg -i "
+                         f"{os.path.basename(path)} -ar 16000 out.flac`) or drop it")
+    if not 1 <= ch <= MAX_CHANNELS:
+        raise AudioError(f"{path}: {ch} channels is outside [1, {MAX_CHANNELS}]: the header is wrong or this is "
+                         f"not audio. Down-mix it (`ffmpeg -i {os.path.basename(path)} -ac 1 out.flac`) or drop it")
+    frames = max(info.num_frames, decoded_frames)
+    if frames < MIN_FILE_SECONDS * sr:
+        raise AudioError(f"{path}: only {frames} samples ({1000 * frames / sr:.1f} ms), under the "
+                         f"{1000 * MIN_FILE_SECONDS:.0f} ms minimum: nothing usable; drop the file")
+    return info
 
 
 def _ffmpeg_decoder(path: str):

@@ -8,18 +8,25 @@ The item contract (consumed by the runner): ``id``, ``audio_path`` (absolute or 
 ``duration`` (None unless the item is already a segment), ``speaker``, ``text``, ``source``, ``meta``
 (JSON string), ``_spans`` (known voice activity or None) and ``_input`` (the path as the user knows it).
 Bad inputs are yielded too, already rejected with a reason that names the file and the fix.
+
+Nothing a row holds may abort a run: :func:`make_item` itself refuses values that could not be written
+(start/duration that are not finite seconds in range, non-string text, unhashable speakers, strings that
+are not valid UTF-8) by returning the item rejected, and :func:`path_problem` checks an audio path with
+``os.stat`` only (never opening it: a FIFO would block) against the corpus root.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+import stat
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from .schema import reject, dumps_meta, segment_id
-from .audio import AUDIO_EXTS
+from .schema import column_value, dumps_meta, reject, seconds_problem, segment_id, utf8_safe
+from .audio import AUDIO_EXTS, file_kind
 
 DISCOVER = "discover"  # the stage name in the errors table
 log = logging.getLogger("slmfactory.manifests.discovery")
@@ -33,7 +40,9 @@ def walk(root: str) -> Iterator[tuple[str, list[str]]]:
     pending folder paths), so a 60k-hour LibriLight tree never sits in memory, and the order is the
     same on every machine. A folder that cannot be listed is logged as a warning (no row to attach it
     to). Hidden entries (``.name``, e.g. macOS ``._x.wav`` forks) are skipped;
-    symlinked folders are followed once (a link back up the tree does not loop).
+    symlinked folders are followed once (a link back up the tree does not loop). A folder named like an
+    audio file (``x.wav/``) is walked and also listed among the files, so the corpus kind reports it.
+    Names are never opened here: FIFOs, devices and sockets are listed as files for the kind to reject.
     """
     stack = [os.path.abspath(root)]
     seen: set[tuple[int, int]] = set()  # (device, inode) of folders walked: symlink loops end here
@@ -53,8 +62,11 @@ def walk(root: str) -> Iterator[tuple[str, list[str]]]:
                     if e.name.startswith("."):
                         continue
                     try:
-                        (dirs if e.is_dir() else files).append(e.name)
+                        is_dir = e.is_dir()
                     except OSError:
+                        is_dir = False
+                    (dirs if is_dir else files).append(e.name)
+                    if is_dir and is_audio(e.name):
                         files.append(e.name)
         except OSError as e:
             log.warning("%s: cannot list this folder (%s); its files are not discovered. Fix its permissions", d, e)
@@ -83,7 +95,27 @@ def make_item(source: str, audio_path: str | None, key: str, *, speaker: str | N
               text: str | None = None, meta: Mapping[str, Any] | None = None, input: str | None = None,
               start: float | None = None, duration: float | None = None,
               spans: list[list[float]] | None = None, **extra: Any) -> dict[str, Any]:
-    """One discovered input in the runner's item shape (see the module docstring)."""
+    """One discovered input in the runner's item shape (see the module docstring).
+
+    Never raises for what the input holds: a value that cannot be written (see the module docstring)
+    makes the item come back rejected, with the first problem and ``input`` (file:line) as its reason.
+    """
+    problems: list[str] = []
+    if audio_path is not None and not isinstance(audio_path, str):
+        problems.append(f"audio_path must be a string, got {type(audio_path).__name__}; fix the path")
+        audio_path = None
+    for name, v in (("start", start), ("duration", duration)):
+        bad = None if v is None else seconds_problem(name, v, positive=name == "duration")
+        if bad:
+            problems.append(bad)
+            start = duration = None
+    if text is not None and not isinstance(text, str):
+        problems.append(f"text must be a string, got {type(text).__name__}; write the transcript as a string")
+        text = None
+    if speaker is not None and (isinstance(speaker, bool) or not isinstance(speaker, (str, int, float))):
+        problems.append(f"speaker must be a string, got {type(speaker).__name__}; fix the speaker field")
+        speaker = None
+    key = None if key is None else str(key)
     item = {
         "id": segment_id(source, audio_path, start or 0.0, duration, key=key),
         "audio_path": audio_path,
@@ -96,13 +128,71 @@ def make_item(source: str, audio_path: str | None, key: str, *, speaker: str | N
         "_spans": spans,
         "_input": input if input is not None else audio_path,
     }
-    item.update(extra)
+    for name, value in extra.items():
+        item[name], bad = column_value(name, value)
+        if bad:
+            problems.append(bad)
+    for name, value in item.items():
+        if isinstance(value, str):
+            item[name], ok = utf8_safe(value)
+            if not ok:
+                problems.append(f"{name} {item[name][:80]!r} is not valid UTF-8 (a file name in another "
+                                f"encoding, or a lone surrogate); rename the file or fix the text")
+    if problems:
+        reject(item, DISCOVER, f"{item['_input'] or key}: {problems[0]}")
     return item
 
 
 def rejected(source: str, audio_path: str | None, key: str, reason: str, **kw: Any) -> dict[str, Any]:
     """An input found bad at discovery: yielded (never dropped) with its reason for OUT/errors."""
-    return reject(make_item(source, audio_path, key, **kw), DISCOVER, reason)
+    item = make_item(source, audio_path if isinstance(audio_path, str) else None, key, **kw)
+    return reject(item, DISCOVER, utf8_safe(reason)[0])
+
+
+def path_problem(path: str, root: str | None, allow_outside_root: bool = False, check_exists: bool = True,
+                 missing_hint: str = "") -> str | None:
+    """Why ``path`` cannot be an audio file of the corpus at ``root``, or None. Uses ``os.stat`` only.
+
+    Refused: a NUL byte; a path whose real location (symlinks resolved) is outside ``root`` unless
+    ``allow_outside_root``; then, when ``check_exists``, a missing file, a directory, and anything that is
+    not a regular file (FIFO, device, socket: opening one could block or read forever).
+    """
+    if "\x00" in path:
+        return f"audio path {path!r} contains a NUL byte; fix the path"
+    if root is not None and not allow_outside_root:
+        real, real_root = _realpath(path), _real_dir(os.path.abspath(root))
+        if os.path.commonpath([real, real_root]) != real_root:
+            via = "" if real == os.path.abspath(path) else f" (it resolves to {real})"
+            return (f"audio file {path} is outside the corpus root {root}{via}; put the audio under the root, or "
+                    f"allow it with the input option allow_outside_root: true (`input.allow_outside_root=true` on "
+                    f"the command line; only for inputs you trust)")
+    if not check_exists:
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"audio file {path} not found{missing_hint}; fix the path or add the file"
+    except (OSError, ValueError) as e:  # ValueError: a name the file system cannot encode
+        return f"audio file {path} cannot be read ({e}); fix its permissions or the path"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    what = file_kind(st.st_mode)
+    return f"{path} is a {what}, not an audio file; point the input at a regular audio file" + (
+        "" if what == "directory" else " (SLM Factory never opens FIFOs, devices or sockets)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_dir(d: str) -> str:
+    return os.path.realpath(d)
+
+
+def _realpath(path: str) -> str:
+    """``os.path.realpath`` with the folder part cached: one ``lstat`` per file instead of one per component."""
+    d, name = os.path.split(os.path.abspath(path))
+    if name in ("", ".", ".."):
+        return os.path.realpath(path)
+    full = os.path.join(_real_dir(d), name)
+    return os.path.realpath(full) if os.path.islink(full) else full
 
 
 class TextError(ValueError):
@@ -110,7 +200,12 @@ class TextError(ValueError):
 
 
 def read_utf8(path: str) -> str:
-    """A text file's content, or :class:`TextError` naming the first bad byte and the ``iconv`` fix."""
+    """A text file's content, or :class:`TextError` naming the first bad byte and the ``iconv`` fix.
+
+    Only regular files are opened (checked with ``os.stat`` first: a FIFO named ``x.txt`` would block)."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise TextError(f"{path}: is a {file_kind(mode)}, not a text file; replace it with the transcript file")
     with open(path, "rb") as f:
         return decode_utf8(f.read(), path)
 
@@ -163,14 +258,32 @@ def valid_spans(value: Any, where: str) -> list[list[float]]:
 def open_lines(path: str) -> Iterator[tuple[int, bytes]]:
     """``(line number, raw bytes)`` of a text file, gzip-compressed when its name ends with ``.gz``.
 
-    Raw bytes so that one non-UTF-8 line rejects only itself, not the whole file.
+    Raw bytes so that one non-UTF-8 line rejects only itself, not the whole file. Only a regular file is
+    opened: anything else raises ``OSError`` before any ``open``.
     """
     import gzip
 
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise OSError(f"{path}: is a {file_kind(mode)}, not a regular file")
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
         for i, line in enumerate(f, 1):
             yield i, line
+
+
+def read_lines(path: str) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """:func:`open_lines` that never raises: a file that cannot be read (or a gzip stream broken midway)
+    ends with one ``(line, None, reason)`` naming where reading stopped and the fix."""
+    import zlib
+
+    lineno = 0
+    try:
+        for lineno, raw in open_lines(path):
+            yield lineno, raw, None
+    except (OSError, EOFError, zlib.error, ValueError) as e:
+        yield lineno + 1, None, (f"{path}:{lineno + 1}: cannot read the file from here on ({e}); re-create or "
+                                 f"re-download it (`gzip -t` tests a .gz file)")
 
 
 def files_with_suffix(root: str, suffixes: tuple[str, ...]) -> list[str]:

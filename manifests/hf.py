@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .corpus import Corpus
-from .discovery import check_root, make_item, rejected, walk
+from .discovery import check_root, make_item, path_problem, rejected, walk
 
 PATH_COLUMNS = ("audio_path", "path", "audio_filepath", "file", "filename")
 TEXT_COLUMNS = ("text", "sentence", "transcript", "transcription", "normalized_text")
@@ -40,19 +40,28 @@ class HfDataset(Corpus):
     folder). Text from ``text``/``sentence``/``transcript``..., speaker from ``speaker``/``speaker_id``...,
     the id key from ``id``/``key``...; other scalar columns go to ``meta``. Rows without audio are text-only
     rows. ``split`` picks one split of a DatasetDict (default: all, in sorted order). A row whose audio is
-    neither bytes nor an existing file is rejected.
+    neither bytes nor an existing regular file (``os.stat``; never opened otherwise), or that has neither
+    audio nor text nor any other field, is rejected; so is a data file that cannot be read (one error row).
+
+    A path column naming a file outside the dataset folder (absolute elsewhere, ``../``, an escaping
+    symlink) is refused unless the input sets ``allow_outside_root: true`` (``input.allow_outside_root=true``
+    on the command line). Extracted bytes live in ``extract_dir`` and are always allowed.
     """
 
     name = "hf"
 
     def discover(self, root: str, source: str = "hf", split: str | None = None, audio_column: str | None = None,
-                 text_column: str | None = None, extract_dir: str | None = None, **_: Any) -> Iterator[dict]:
+                 text_column: str | None = None, extract_dir: str | None = None, allow_outside_root: bool = False,
+                 **_: Any) -> Iterator[dict]:
         root = check_root(root, "Hugging Face dataset", want_dir=False)
         base = root if os.path.isdir(root) else os.path.dirname(root)
         extract_dir = extract_dir or os.path.join(
             os.path.expanduser("~/.cache/slmfactory/hf_audio"), hashlib.sha1(root.encode()).hexdigest()[:12])
         for split_name, path in _data_files(root, split):
-            for b, batch in enumerate(_batches(path)):
+            for b, batch in _safe_batches(path):
+                if isinstance(batch, str):
+                    yield rejected(source, None, f"{split_name or 'file'}-{b:05d}", batch, input=path)
+                    continue
                 acol = audio_column or _audio_column(batch.schema)
                 tcol = text_column or _first(batch.schema.names, TEXT_COLUMNS)
                 scol = _first(batch.schema.names, SPEAKER_COLUMNS)
@@ -68,8 +77,13 @@ class HfDataset(Corpus):
                     kw = dict(speaker=row.get(scol) if scol else None, meta=meta, input=where,
                               text=row.get(tcol) if tcol and isinstance(row.get(tcol), str) else None)
                     try:
-                        audio = _audio_file(row.get(acol) if acol else None, base, extract_dir, key)
-                    except ValueError as e:
+                        audio = _audio_file(row.get(acol) if acol else None, base, extract_dir, key,
+                                            allow_outside_root)
+                        if audio is None and not (kw["text"] or "").strip() and not any(
+                                v is not None for k, v in row.items() if k not in (acol, tcol, scol, icol)):
+                            raise ValueError("no audio, no text and no other field: nothing to process; fix or "
+                                             "drop the row")
+                    except Exception as e:  # noqa: BLE001 - a bad row never aborts the run
                         yield rejected(source, None, key, f"{where}: {e}", **kw)
                         continue
                     yield make_item(source, audio, key, **kw)
@@ -99,6 +113,17 @@ def _data_files(root: str, split: str | None) -> list[tuple[str | None, str]]:
     return [(None, f) for f in files]
 
 
+def _safe_batches(path: str) -> Iterator[tuple[int, pa.RecordBatch | str]]:
+    """``(index, batch)`` pairs; a file that cannot be read (further) ends with ``(index, reason)``."""
+    b = 0
+    try:
+        for b, batch in enumerate(_batches(path)):
+            yield b, batch
+    except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError... for a corrupt file
+        yield b, (f"{path}: cannot read this data file ({type(e).__name__}: {str(e)[:200]}); re-save the dataset "
+                  f"(`ds.save_to_disk` / `ds.to_parquet`) or remove the file")
+
+
 def _batches(path: str) -> Iterator[pa.RecordBatch]:
     if path.endswith(".parquet"):
         yield from pq.ParquetFile(path).iter_batches(batch_size=256)
@@ -125,7 +150,7 @@ def _first(names: list[str], wanted: tuple[str, ...]) -> str | None:
     return next((w for w in wanted if w in names), None)
 
 
-def _audio_file(value: Any, base: str, extract_dir: str, key: str) -> str | None:
+def _audio_file(value: Any, base: str, extract_dir: str, key: str, allow_outside_root: bool) -> str | None:
     """A path on disk for the row's audio (extracting embedded bytes once), or None for text-only rows."""
     if value is None:
         return None
@@ -135,6 +160,9 @@ def _audio_file(value: Any, base: str, extract_dir: str, key: str) -> str | None
         raise ValueError(f"audio column holds a {type(value).__name__}, not a path or {{bytes, path}}; "
                          f"cast it with `ds.cast_column(name, Audio())` before saving")
     data, path = value.get("bytes"), value.get("path")
+    if path is not None and not isinstance(path, str) or data is not None and not isinstance(data, bytes):
+        raise ValueError(f"audio holds path={type(path).__name__}, bytes={type(data).__name__}; expected a string "
+                         f"path and/or bytes: cast it with `ds.cast_column(name, Audio())` before saving")
     if data:
         ext = os.path.splitext(path or "")[1].lower() or next((e for m, e in MAGIC if data.startswith(m)), ".bin")
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key)[:100]
@@ -147,9 +175,10 @@ def _audio_file(value: Any, base: str, extract_dir: str, key: str) -> str | None
             os.replace(tmp, out)
         return out
     if path:
-        full = path if os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
-        if os.path.isfile(full):
-            return full
-        raise ValueError(f"audio file {path} not found (relative paths resolve against {base}) and the row "
-                         f"has no audio bytes; fix the path or embed the audio")
+        full = os.path.normpath(os.path.join(base, path))
+        bad = path_problem(full, base, allow_outside_root, missing_hint=f" (relative paths resolve against {base}) "
+                           f"and the row has no audio bytes; embed the audio,")
+        if bad:
+            raise ValueError(bad)
+        return full
     return None

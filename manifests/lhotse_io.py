@@ -18,7 +18,8 @@ import os
 from typing import Any, Iterator
 
 from .corpus import Corpus
-from .discovery import check_root, files_with_suffix, make_item, open_lines, rejected
+from .discovery import check_root, files_with_suffix, make_item, path_problem, read_lines, rejected
+from .schema import seconds_problem
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
 log = logging.getLogger("slmfactory.manifests.lhotse_io")
@@ -41,11 +42,19 @@ class Lhotse(Corpus):
     A folder holding both supervisions and cuts (a recipe's output after feature extraction) describes
     the same segments twice: ``use="auto"`` takes the supervisions (``use="cuts"`` the cuts) and logs
     which files it left aside.
+
+    Every line becomes an item or an error row naming ``file:line`` and the fix, whatever it holds
+    (start/duration that are not finite seconds in [0, 1e6], wrong types, missing files, directories,
+    FIFOs: checked with ``os.stat``, never opened). Audio outside the manifest's folder (absolute paths
+    elsewhere, ``../``, the working-directory fallback, escaping symlinks) is refused unless the input
+    sets ``allow_outside_root: true`` (``input.allow_outside_root=true`` on the command line), e.g. to
+    re-import an export whose sources point at the original corpus.
     """
 
     name = "lhotse"
 
-    def discover(self, root: str, source: str = "lhotse", use: str = "auto", **_: Any) -> Iterator[dict]:
+    def discover(self, root: str, source: str = "lhotse", use: str = "auto", allow_outside_root: bool = False,
+                 **_: Any) -> Iterator[dict]:
         if use not in ("auto", "supervisions", "cuts"):
             raise ValueError(f"lhotse option use={use!r}; choose auto, supervisions or cuts")
         root = check_root(root, "Lhotse manifest", want_dir=False)
@@ -58,6 +67,7 @@ class Lhotse(Corpus):
             log.warning("lhotse: both supervisions and cuts under %s; importing %s, leaving aside %s (option use=)",
                         root, "cuts" if drop == "supervisions" else "supervisions", ", ".join(left))
             kinds = {f: ("ignored" if k == drop else k) for f, k in kinds.items()}
+        allow = bool(allow_outside_root)
         recordings: dict[str, dict[str, Any]] = {}
         for f in files:
             if kinds[f] == "recordings":
@@ -75,13 +85,13 @@ class Lhotse(Corpus):
                         yield rejected(source, None, os.path.basename(where), err, input=where)
                         continue
                     used.add(str(obj.get("recording_id")))
-                    yield _supervision_item(obj, recordings, source, where)
+                    yield _safe(_supervision_item, obj, recordings, source, where, allow)
             elif kinds[f] == "cuts":
                 for where, obj, err in _objects(f):
                     if isinstance(obj.get("recording"), dict):
                         used.add(str(obj["recording"].get("id")))
                     yield (rejected(source, None, os.path.basename(where), err, input=where) if err
-                           else _cut_item(obj, source, where))
+                           else _safe(_cut_item, obj, source, where, allow))
             elif kinds[f] is None:
                 yield rejected(source, None, os.path.basename(f), f"{f}: not a Lhotse recordings/supervisions/cuts "
                                f"manifest (first line has none of sources/recording_id/type); remove it from the "
@@ -89,7 +99,7 @@ class Lhotse(Corpus):
         for rid, rec in recordings.items():
             if rid in used:
                 continue
-            path, err = _audio_path(rec, None)
+            path, err = _audio_path(rec, None, allow)
             meta = {"lhotse_id": rid, "recording_id": rid}
             if err:
                 yield rejected(source, path, rid, f"{rec['_where']}: {err}", meta=meta, input=rec["_where"])
@@ -112,14 +122,17 @@ def _file_kind(path: str) -> str | None:
 
 
 def _objects(path: str) -> Iterator[tuple[str, dict[str, Any], str | None]]:
-    for lineno, raw in open_lines(path):
+    for lineno, raw, err in read_lines(path):
+        where = f"{path}:{lineno}"
+        if err is not None:
+            yield where, {}, err
+            continue
         if not raw.strip():
             continue
-        where = f"{path}:{lineno}"
         try:
             obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            yield where, {}, f"{where}: not valid JSON ({e}); fix or remove the line"
+        except Exception as e:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError (deep nesting)
+            yield where, {}, f"{where}: not valid JSON ({str(e)[:200]}); fix or remove the line"
             continue
         if not isinstance(obj, dict):
             yield where, {}, f"{where}: expected a JSON object, got {type(obj).__name__}; fix the line"
@@ -127,31 +140,55 @@ def _objects(path: str) -> Iterator[tuple[str, dict[str, Any], str | None]]:
         yield where, obj, None
 
 
-def _audio_path(rec: dict[str, Any], channel: Any) -> tuple[str | None, str | None]:
+def _safe(make: Any, obj: dict[str, Any], *args: Any) -> dict[str, Any]:
+    """``make(obj, ...)``, or an error row naming the line: a bad line never aborts the run."""
+    try:
+        return make(obj, *args)
+    except Exception as e:  # noqa: BLE001
+        where = args[-2]
+        return rejected(args[-3], None, os.path.basename(where), f"{where}: cannot use this line "
+                        f"({type(e).__name__}: {str(e)[:200]}); fix the line", input=where)
+
+
+def _channels(v: Any) -> set[Any]:
+    items = v if isinstance(v, list) else [v]
+    return {c for c in items if isinstance(c, (int, str)) and not isinstance(c, bool)}
+
+
+def _audio_path(rec: dict[str, Any], channel: Any, allow_outside_root: bool) -> tuple[str | None, str | None]:
     """The file holding ``channel`` of a recording, or an error naming why it cannot be used."""
-    sources = [s for s in rec.get("sources") or [] if isinstance(s, dict)]
-    wanted = set(channel) if isinstance(channel, list) else ({channel} if channel is not None else set())
-    chosen = next((s for s in sources if wanted & set(s.get("channels") or [])), sources[0] if sources else None)
+    sources = rec.get("sources")
+    sources = [s for s in sources if isinstance(s, dict)] if isinstance(sources, list) else []
+    wanted = _channels(channel) if channel is not None else set()
+    chosen = next((s for s in sources if wanted & _channels(s.get("channels"))), sources[0] if sources else None)
     if chosen is None:
         return None, f"recording {rec.get('id')!r} has no sources; add a file source"
     if chosen.get("type") != "file":
         return None, (f"recording {rec.get('id')!r} has a {chosen.get('type')!r} source; only 'file' sources are "
                       f"supported: download/extract the audio and point the source at the file")
-    src = str(chosen.get("source"))
-    if os.path.isabs(src):
-        return src, None
-    cand = os.path.normpath(os.path.join(rec.get("_dir", ""), src))
-    if not os.path.exists(cand) and os.path.exists(src):
+    src = chosen.get("source")
+    if not isinstance(src, str) or not src:
+        return None, f"recording {rec.get('id')!r} has a file source without a path string; fix the source"
+    base = rec.get("_dir", "")
+    cand = os.path.normpath(os.path.join(base, src))
+    if not os.path.isabs(src) and not os.path.exists(cand) and os.path.exists(src):
         cand = os.path.abspath(src)
-    return cand, None
+    bad = path_problem(cand, base, allow_outside_root, missing_hint=" (relative sources resolve against the "
+                       "manifest's folder, then the working directory)")
+    return cand, bad
 
 
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def _times_problem(obj: dict[str, Any], what: str) -> str | None:
+    bad = seconds_problem("start", obj.get("start")) or seconds_problem("duration", obj.get("duration"), True)
+    return None if bad is None else f"{what} needs start >= 0 and duration > 0: {bad}"
+
+
 def _supervision_item(sup: dict[str, Any], recordings: dict[str, dict[str, Any]], source: str,
-                      where: str) -> dict[str, Any]:
+                      where: str, allow_outside_root: bool) -> dict[str, Any]:
     sid = str(sup.get("id") or os.path.basename(where))
     rid = sup.get("recording_id")
     meta = {k: sup[k] for k in ("language", "gender", "channel", "custom", "alignment") if sup.get(k) is not None}
@@ -162,21 +199,20 @@ def _supervision_item(sup: dict[str, Any], recordings: dict[str, dict[str, Any]]
     if rec is None:
         return rejected(source, None, sid, f"{where}: supervision {sid!r} names recording {rid!r}, which no "
                         f"recordings manifest here defines; add the recordings JSONL beside it", **kw)
-    path, err = _audio_path(rec, sup.get("channel"))
+    path, err = _audio_path(rec, sup.get("channel"), allow_outside_root)
+    err = err or _times_problem(sup, f"supervision {sid!r}")
     if err:
         return rejected(source, path, sid, f"{where}: {err}", **kw)
-    if start is None or duration is None or start < 0 or duration <= 0:
-        return rejected(source, path, sid, f"{where}: supervision {sid!r} needs numeric start >= 0 and duration > 0, "
-                        f"got {sup.get('start')!r}/{sup.get('duration')!r}; fix the line", **kw)
     return make_item(source, path, sid, start=start, duration=duration, **kw)
 
 
-def _cut_item(cut: dict[str, Any], source: str, where: str) -> dict[str, Any]:
+def _cut_item(cut: dict[str, Any], source: str, where: str, allow_outside_root: bool) -> dict[str, Any]:
     cid = str(cut.get("id") or os.path.basename(where))
     typ = cut.get("type", "MonoCut")
     sups = sorted((s for s in cut.get("supervisions") or [] if isinstance(s, dict)),
                   key=lambda s: _num(s.get("start")) or 0.0)
-    speakers = {s.get("speaker") for s in sups}
+    speakers = {s.get("speaker") if isinstance(s.get("speaker"), (str, type(None))) else str(s["speaker"])
+                for s in sups}
     texts = [s["text"] for s in sups if isinstance(s.get("text"), str) and s["text"].strip()]
     rec = cut.get("recording") if isinstance(cut.get("recording"), dict) else None
     meta: dict[str, Any] = {"lhotse_id": cid, "recording_id": rec.get("id") if rec else None,
@@ -190,11 +226,10 @@ def _cut_item(cut: dict[str, Any], source: str, where: str) -> dict[str, Any]:
         return rejected(source, None, cid, f"{where}: cut {cid!r} is a {typ} without its own recording; only "
                         f"MonoCuts are imported: export the cuts' recordings and supervisions instead "
                         f"(`lhotse cut decompose`)", **kw)
-    path, err = _audio_path({**rec, "_dir": os.path.dirname(where.rsplit(":", 1)[0])}, cut.get("channel"))
+    path, err = _audio_path({**rec, "_dir": os.path.dirname(where.rsplit(":", 1)[0])}, cut.get("channel"),
+                            allow_outside_root)
+    err = err or _times_problem(cut, f"cut {cid!r}")
     if err:
         return rejected(source, path, cid, f"{where}: {err}", **kw)
     start, duration = _num(cut.get("start")), _num(cut.get("duration"))
-    if start is None or duration is None or start < 0 or duration <= 0:
-        return rejected(source, path, cid, f"{where}: cut {cid!r} needs numeric start >= 0 and duration > 0; fix "
-                        f"the line", **kw)
     return make_item(source, path, cid, start=start, duration=duration, **kw)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
@@ -45,13 +46,21 @@ STAGE_COLUMNS: dict[str, pa.DataType] = {
     "text_normalized": pa.string(),
     "asr_backend": pa.string(),
     "asr_confidence": pa.float64(),
+    "asr_no_speech_prob": pa.float64(),  # Whisper: probability that the segment holds no speech
     "words": pa.list_(WORD_TYPE),
     "aligner": pa.string(),
     "format": pa.string(),
     "tokens": pa.list_(pa.int32()),
     "loss_mask": pa.list_(pa.int8()),
+    # stages/ quality filters (dnsmos, speech_filter)
+    "dnsmos_sig": pa.float64(),  # DNSMOS P.835 speech signal quality, 1..5
+    "dnsmos_bak": pa.float64(),  # DNSMOS P.835 background noise (higher = quieter background), 1..5
+    "dnsmos_ovrl": pa.float64(),  # DNSMOS P.835 overall quality, 1..5
+    "dnsmos_p808": pa.float64(),  # DNSMOS P.808 MOS, 1..5
+    "chars_per_second": pa.float64(),  # transcript characters / duration (None without text)
     # synth/
     "voice": pa.string(),
+    "tts_sample_rate": pa.int32(),  # the one rate every clip the tts stage wrote for this row is at
     "messages": pa.string(),  # JSON list of {role, text, audio}
     "task": pa.string(),
     "gate": pa.string(),
@@ -108,13 +117,81 @@ def segment_id(source: str, audio_path: str | None, start: float = 0.0, duration
     (the corpus recipe's name for the file, e.g. a LibriSpeech utterance id or a path relative to the
     corpus root) the id does not depend on where the corpus lives, so the same corpus gives the same ids
     on every machine; without one the absolute path is hashed. No counters, nothing random.
+    Never raises: a start or duration that is not a usable number of seconds (a rejected row's) is hashed
+    as written, so even a bad row gets a stable id.
     """
     stem = key if key is not None else (audio_path or "").replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
     ident = key if key is not None else audio_path
-    start_ms = int(round((start or 0.0) * 1000))
-    dur_ms = -1 if duration is None else int(round(duration * 1000))
-    digest = hashlib.sha1(f"{source}|{ident}|{start_ms}|{dur_ms}".encode("utf-8")).hexdigest()[:10]
-    return f"{stem}_{start_ms:08d}_{digest}"
+    start_ms, dur_ms = _ms(start or 0.0), (-1 if duration is None else _ms(duration))
+    raw = f"{start_ms if start_ms is not None else repr(start)}|{dur_ms if dur_ms is not None else repr(duration)}"
+    digest = hashlib.sha1(f"{source}|{ident}|{raw}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{stem}_{start_ms or 0:08d}_{digest}"
+
+
+# --- seconds fields (start, duration) ------------------------------------------------------------
+MAX_SECONDS = 1e6  # ~11.6 days: longer than any real recording, far below where seconds*1000 overflows
+
+
+def seconds_problem(name: str, value: Any, positive: bool = False) -> str | None:
+    """Why ``value`` is not a usable ``name`` in seconds (a finite number in [0, MAX_SECONDS], > 0 when
+    ``positive``), or None. Strings, booleans, lists, objects, NaN, inf and 1e308 are all refused here."""
+    bound = "> 0" if positive else ">= 0"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        return (f"{name} must be a number of seconds ({bound}), got {type(value).__name__} {shown}; write a plain "
+                f"JSON number such as 1.5")
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v) or v < 0 or (positive and v == 0) or v > MAX_SECONDS:
+        return (f"{name} must be a number of seconds ({bound}), got {value!r:.40}; it must be finite and at most "
+                f"{MAX_SECONDS:.0f} s: fix the value (or drop it to use the whole file)")
+    return None
+
+
+def _ms(seconds: Any) -> int | None:
+    """Milliseconds for an id, or None when ``seconds`` is not a usable number (see :func:`seconds_problem`)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    try:
+        v = float(seconds)
+    except OverflowError:
+        return None
+    return int(round(v * 1000)) if math.isfinite(v) and abs(v) <= MAX_SECONDS else None
+
+
+def utf8_safe(s: str) -> tuple[str, bool]:
+    """``(s, True)`` when ``s`` encodes as UTF-8 (Arrow needs that), else an escaped copy and False."""
+    try:
+        s.encode("utf-8")
+        return s, True
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8"), False
+
+
+def column_value(name: str, value: Any) -> tuple[Any, str | None]:
+    """An input field kept as a column, as the column will hold it, or ``(None, why not)``.
+
+    Declared columns must fit their Arrow type (a list or object for a declared string column such as
+    ``messages`` is stored as JSON); undeclared ones become strings (JSON for non-strings), so the rows of
+    one run always give one column type and no value can make a shard unwritable.
+    """
+    if value is None or name.startswith("_"):
+        return value, None
+    typ = column_type(name)
+    if typ is None or pa.types.is_string(typ):
+        if isinstance(value, str):
+            return value, None
+        try:
+            return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False), None
+        except (TypeError, ValueError) as e:
+            return None, f"{name} cannot be stored as JSON ({e}); fix the field"
+    try:
+        pa.array([value], type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as e:
+        return None, f"{name} must fit the column type {typ} ({str(e)[:80]}); fix the field"
+    return value, None
 
 
 def id_key(row_id: str) -> str:

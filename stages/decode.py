@@ -1,7 +1,9 @@
 """Decode stages: turn an audio reference into a mono 16 kHz waveform in the transient ``audio`` column.
 
-``DecodeStage`` runs at ingest: it decodes every file once (which is what validates it), records the
-source file's sample rate, channel count and duration, and hands the waveform to segmentation.
+``DecodeStage`` runs at ingest: it decodes every file once (which is what validates it: the sanity
+bounds of :mod:`slmfactory.manifests.audio` reject absurd sample rates, channel counts, amplitudes and
+files under 25 ms), records the source file's sample rate, channel count and duration, and hands the
+waveform to segmentation.
 ``LoadAudioStage`` re-loads the audio of existing segment rows (``start``/``duration``) when a recipe
 starts from a written manifest instead of raw files.
 """
@@ -34,16 +36,15 @@ class DecodeStage(Stage):
         if not path:  # text-only rows (instruction data) flow on without audio
             row[AUDIO_COLUMN] = None
             return row
-        start = float(row.get("start") or 0.0)
-        dur = row.get("duration")
-        try:
-            wav, info = load_audio(path, start, None if dur is None else float(dur), self.target_sr)
+        start = row.get("start") or 0.0
+        try:  # load_audio checks start/duration (finite seconds in range) and the audio sanity bounds
+            wav, info = load_audio(path, start, row.get("duration"), self.target_sr)
         except Exception as e:  # noqa: BLE001 - every decoder failure becomes an error row
             return reject(row, self.name, str(e) if str(e).startswith(str(path)) else f"{path}: {e}")
         seconds = len(wav) / self.target_sr
         if seconds < self.min_seconds:
             return reject(row, self.name, f"{path}: only {seconds:.3f} s of audio (minimum {self.min_seconds} s)")
-        row.update(start=start, duration=round(seconds, 6), sample_rate=info.sample_rate,
+        row.update(start=float(start), duration=round(seconds, 6), sample_rate=info.sample_rate,
                    num_channels=info.num_channels)
         row[AUDIO_COLUMN] = wav
         return row

@@ -320,7 +320,7 @@ def test_lhotse_import_recordings_supervisions_cuts(corpora, tmp_path):
                           {"id": "a", "recording_id": "r2", "start": 0.0, "duration": 0.5, "text": "one", "speaker": "s"}]},
         {"id": "mix", "type": "MixedCut", "tracks": []},
     ])
-    items = list(discover("lhotse", d))
+    items = list(discover("lhotse", d, allow_outside_root=True))  # r2 and cut1 point outside d
     by = {json.loads(i["meta"]).get("lhotse_id"): i for i in items}
     s1 = by["s1"]
     assert s1["audio_path"] == str(d / "r1.wav") and (s1["start"], s1["duration"]) == (0.2, 0.8)
@@ -332,7 +332,8 @@ def test_lhotse_import_recordings_supervisions_cuts(corpora, tmp_path):
     assert by["r2"]["start"] is None and by["r2"]["text"] is None and not by["r2"].get("error")
     assert set(by) == {"s1", "s2", "s3", "s4", "r2"}  # auto: supervisions win over the cuts file
     # use="cuts": the supervisions file is left aside; r2 is now covered by cut1, r1/r3 become whole files
-    cuts_only = {json.loads(i["meta"]).get("lhotse_id"): i for i in discover("lhotse", d, use="cuts")}
+    cuts = discover("lhotse", d, use="cuts", allow_outside_root=True)
+    cuts_only = {json.loads(i["meta"]).get("lhotse_id"): i for i in cuts}
     assert set(cuts_only) == {"cut1", "mix", "r1", "r3"}
     c = cuts_only["cut1"]
     assert c["text"] == "one two" and c["speaker"] == "s" and (c["start"], c["duration"]) == (0.1, 1.2)
@@ -382,7 +383,7 @@ def test_lhotse_export_then_import_round_trip(corpora, tmp_path):
     rows = [{**i, "start": 0.1, "duration": 0.9} for i in src]
     summary = export_lhotse(rows, str(tmp_path / "lh"))
     assert summary["num_recordings"] == 6 and summary["num_supervisions"] == 6 and not summary["skipped"]
-    back = list(discover("lhotse", tmp_path / "lh"))
+    back = list(discover("lhotse", tmp_path / "lh", allow_outside_root=True))  # sources: the corpus elsewhere
     assert [(b["audio_path"], b["start"], b["duration"], b["text"], b["speaker"]) for b in back] == \
         [(r["audio_path"], 0.1, 0.9, r["text"], r["speaker"]) for r in rows]
     assert [json.loads(b["meta"])["lhotse_id"] for b in back] == [r["id"] for r in rows]
