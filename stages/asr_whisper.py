@@ -1,4 +1,4 @@
-"""The ``whisper`` ASR backend (openai-whisper; ``model_path`` = a local ``.pt`` checkpoint you downloaded).
+"""The ``openai-whisper`` ASR backend (openai-whisper; ``model_path`` = a local ``.pt`` checkpoint you downloaded).
 
 Imported only when used. Word timestamps become the ``words`` column, their text normalized with the one
 normalizer (``stages/textnorm.py``) so they match what the aligners would produce; confidence is the mean
@@ -18,7 +18,7 @@ from .textnorm import normalize_text
 class WhisperAsr(AsrBackend):
     """openai-whisper from a local checkpoint; adds word timestamps (``words``)."""
 
-    name = "whisper"
+    name = "openai-whisper"
 
     def __init__(self, model_path: str | None = None, language: str | None = "en", model: Any = None,
                  device: str = "cpu"):

@@ -1,6 +1,6 @@
-"""ASR stage: pocketsphinx on real LibriVox speech, confidence routing, Whisper request/response handling.
+"""ASR stage: pocketsphinx on real LibriVox speech, confidence routing, openai-whisper request/response handling.
 
-Models: pocketsphinx's bundled English model. openai-whisper is not installed: the Whisper backend is
+Models: pocketsphinx's bundled English model. openai-whisper is not installed: its backend (`openai-whisper`) is
 tested by faking only the model object (its ``transcribe`` returns a Whisper-shaped dict); the real
 backend's missing-package error is tested too.
 """
@@ -74,17 +74,17 @@ class FakeWhisperModel:
 
 def test_whisper_request_and_response_handling():
     fake = FakeWhisperModel([0.9, 0.7])
-    stage = AsrStage(backend="whisper", model=fake, min_confidence=0.5)
+    stage = AsrStage(backend="openai-whisper", model=fake, min_confidence=0.5)
     out = stage({"id": ["a"], "audio": [np.zeros(8000, np.float32)], "text": [None]})
     n, kw = fake.calls[0]
     assert n == 8000 and kw["word_timestamps"] is True and kw["fp16"] is False and kw["language"] == "en"
-    assert out["text"] == ["Hello, World!"] and out["asr_backend"] == ["whisper"]
+    assert out["text"] == ["Hello, World!"] and out["asr_backend"] == ["openai-whisper"]
     assert out["asr_confidence"][0] == pytest.approx(0.8)
-    assert [w["word"] for w in out["words"][0]] == ["hello", "world"] and out["aligner"] == ["whisper"]
+    assert [w["word"] for w in out["words"][0]] == ["hello", "world"] and out["aligner"] == ["openai-whisper"]
     # the align stage keeps Whisper's word times instead of re-aligning
     kept = AlignStage(aligner=object())(out)
     assert kept["words"] == out["words"] and kept["error"] == [None]
-    low = AsrStage(backend="whisper", model=FakeWhisperModel([0.2, 0.3]), min_confidence=0.5)(
+    low = AsrStage(backend="openai-whisper", model=FakeWhisperModel([0.2, 0.3]), min_confidence=0.5)(
         {"id": ["b"], "audio": [np.zeros(8000, np.float32)], "text": [None]})
     assert "min_confidence" in low["error"][0]
 
