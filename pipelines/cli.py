@@ -15,7 +15,7 @@ import typer
 
 from ..manifests.registry import CORPORA
 from . import cli_slm, cli_stages, cli_synth, cli_tokenize
-from .console import EXECUTOR_HELP, _fail, _run, console
+from .console import ALLOW_CODE_HELP, EXECUTOR_HELP, FORCE_HELP, _fail, _run, console
 
 app = typer.Typer(
     name="slmfactory",
@@ -37,6 +37,7 @@ def ingest(
     shard_size: int = typer.Option(32, help="input files per shard (the unit of resume)"),
     executor: str = typer.Option("ray", help=EXECUTOR_HELP),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: embedded local Ray)"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Discover a corpus, decode every file once, resample to 16 kHz mono, cut long audio by VAD.
 
@@ -49,7 +50,8 @@ def ingest(
     if not root.exists():
         _fail(f"{root}: no such file or folder; give the corpus root (e.g. /data/LibriSpeech/train-clean-100)")
     _run("ingest", {"kind": kind, "root": str(root), "out": str(out), "min_seconds": min_seconds,
-                    "max_seconds": max_seconds, "shard_size": shard_size}, executor, address, f"ingest {kind}")
+                    "max_seconds": max_seconds, "shard_size": shard_size}, executor, address, f"ingest {kind}",
+         force=force)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -59,11 +61,15 @@ def run(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="output folder (overrides the recipe's output)"),
     executor: str = typer.Option("ray", help=EXECUTOR_HELP),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: RAY_ADDRESS or embedded Ray)"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    allow_code: Optional[list[str]] = typer.Option(None, "--allow-code", help=ALLOW_CODE_HELP),
 ) -> None:
     """Run a YAML recipe. Extra KEY=VALUE arguments override vars or dotted keys.
 
     Examples: `slmfactory run units corpus=/data/ls out=out/units`,
     `slmfactory run pipelines/units.yaml stages.tokenize.params.kmeans=km/hubert_l6_k500`.
+    The recipe is checked completely (names, parameters, types) before anything starts; a recipe may name only
+    registered stages, hooks and backends (README "Trust model").
     """
     from .recipe import RecipeError, parse_overrides
 
@@ -73,7 +79,7 @@ def run(
         _fail(str(e))
     if out is not None:
         overrides["output"] = str(out)
-    _run(recipe, overrides, executor, address, f"run {recipe}")
+    _run(recipe, overrides, executor, address, f"run {recipe}", force=force, allow_code=allow_code)
 
 
 @app.command("inspect")

@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+FORCE_HELP = "run in an output folder that holds another recipe's output (it is emptied first)"
+ALLOW_CODE_HELP = ("allow this module:Name (a stage class or hook function that is not registered) to run; "
+                   "repeatable. Only for code you trust: see the README 'Trust model'")
 EXECUTOR_HELP = "ray (embedded local Ray, or the cluster in RAY_ADDRESS / --address) or local (one process, for debugging)"
 
 
@@ -40,12 +43,14 @@ def print_summary(res: Any, title: str) -> None:
                   f"(rejected, with stage and reason), {res.out_dir}/run.json")
 
 
-def _run(recipe: str, overrides: dict[str, Any], executor: str, address: Optional[str], title: str):
+def _run(recipe: str, overrides: dict[str, Any], executor: str, address: Optional[str], title: str,
+         force: bool = False, allow_code: Optional[list[str]] = None):
     from .recipe import RecipeError
     from .runner import run_recipe
 
     try:
-        res = run_recipe(recipe, overrides, executor=executor, address=address, console=console)
+        res = run_recipe(recipe, overrides, executor=executor, address=address, console=console, force=force,
+                         allow_code=allow_code)
     except (RecipeError, FileNotFoundError, NotADirectoryError) as e:
         _fail(str(e))
     print_summary(res, title)

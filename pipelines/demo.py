@@ -59,7 +59,7 @@ def run_demo(out: Path, executor: str = "ray", console: Console | None = None) -
             results.append({"step": title, "status": "skipped (recipe not in this checkout)"})
             continue
         run_out = out / (recipe if recipe != "ingest" else f"ingest_{shape}")
-        overrides = {"corpus": str(corpora[shape]), "root": str(corpora[shape]), "out": str(run_out), **extra}
+        overrides = {("root" if recipe == "ingest" else "corpus"): str(corpora[shape]), "out": str(run_out), **extra}
         console.rule(f"[bold]{title}[/] — pipelines/{recipe}.yaml")
         t0 = time.time()
         res = run_recipe(recipe, overrides, executor=executor, console=console)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from ..manifests.schema import TRANSIENT_COLUMNS
 from .recipe import StageSpec
-from .registry import resolve
+from .registry import load_code, resolve
 
 _STAGE_CACHE: dict[str, Any] = {}
 log = logging.getLogger("slmfactory.pipelines")
@@ -32,7 +32,9 @@ def _read_shards(paths: pa.Table) -> pa.Table:
 
 
 def build_stage(spec: StageSpec) -> Any:
-    cls = resolve(spec.uses)
+    """The stage object: a registered stage, or code the user allowed (``allowed`` is set only by the recipe
+    loader, after checking ``--allow-code``)."""
+    cls = load_code(spec.uses) if spec.allowed else resolve(spec.uses)
     return cls(**spec.params)
 
 

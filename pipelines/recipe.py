@@ -3,12 +3,19 @@
 Why this small: a recipe is data. We never evaluate it; values are YAML scalars, ``${name}`` refers
 to ``vars`` (or an override of the same name), and dotted overrides address nested keys, with stage
 entries addressed by their ``name`` (or ``uses``): ``stages.tokenize.params.kmeans=path``.
+
+Pre-flight: everything a run can know before it starts is checked here, before Ray starts (``pipelines/
+registry.py`` holds what may be named): unknown variables, override keys and recipe keys (with "did you
+mean"), stage and hook names, parameters against each stage's and hook's signature, their types, backend
+names and ``api_key_env``. All problems are reported at once.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +23,14 @@ from typing import Any
 
 import yaml
 
-from ..manifests.registry import UnknownName
-from .registry import stage_name
+from ..manifests.registry import CORPORA, UnknownName
+from .registry import check_backends, check_params, hook_target, load_code, resolve, stage_name, user_allow_code
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PACKAGED = Path(__file__).resolve().parent
+TOP_KEYS = ("name", "vars", "input", "output", "shard_size", "seed", "prepare", "finalize", "stages")
+STAGE_KEYS = {"name": (str,), "uses": (str,), "params": (dict,), "batch_size": (int,), "concurrency": (int,),
+              "num_cpus": (int, float), "num_gpus": (int, float)}
 
 
 class RecipeError(ValueError):
@@ -36,12 +46,14 @@ class StageSpec:
     concurrency: int | None = None
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    allowed: bool = False  # ``uses`` is code the user allowed (--allow-code), not a registered stage
 
 
 @dataclass
 class HookSpec:
-    uses: str
+    uses: str  # module:function, from registry.HOOKS or allowed by the user
     params: dict[str, Any] = field(default_factory=dict)
+    allowed: bool = False
 
 
 @dataclass
@@ -56,11 +68,24 @@ class Recipe:
     finalize: list[HookSpec]
     shard_size: int = 32
     seed: int = 0
+    allow_code: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes outputs (stages, input, seed), for resume checks."""
+        """Hash of everything in the recipe that changes outputs (stages, input, seed), for resume checks.
+        Path-like values count as absolute paths: the same run given relative or absolute paths matches.
+        (The artefacts those paths name are hashed by ``shards.run_fingerprint``.)"""
         keep = {k: self.raw.get(k) for k in ("input", "stages", "seed", "shard_size", "prepare")}
-        return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha1(json.dumps(_norm_paths(keep), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _norm_paths(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _norm_paths(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_norm_paths(v) for v in obj]
+    if isinstance(obj, str) and "://" not in obj and ("/" in obj or os.path.isfile(obj)):  # not `uses: tokenize`
+        return os.path.abspath(os.path.expanduser(obj))
+    return obj
 
 
 def find_recipe(name_or_path: str) -> Path:
@@ -85,7 +110,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
+                allow_code: list[str] | tuple[str, ...] | None = None) -> Recipe:
+    """Load, substitute, override and check a recipe. ``allow_code``: ``module:Name`` targets the user allows
+    besides the registered stages and hooks (plus ``allow_code:`` of the user config, never of the recipe)."""
     path = find_recipe(str(path))
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
@@ -93,11 +121,22 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         raise RecipeError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping with input/output/stages")
+    if "allow_code" in raw:
+        raise RecipeError(f"{path}: allow_code is not read from a recipe (a recipe cannot allow its own code); "
+                          f"pass --allow-code module:Name or list it under allow_code: in your user config")
+    _no_unknown(list(raw), TOP_KEYS, f"{path}: unknown recipe key", "")
     overrides = dict(overrides or {})
     vars_ = dict(raw.pop("vars", {}) or {})
     for k in list(overrides):
-        if "." not in k and (k in vars_ or k not in raw):
+        if "." not in k and k in vars_:
             vars_[k] = overrides.pop(k)
+        elif "." in k:  # a dotted key starts at a recipe key
+            _no_unknown([k.split(".")[0]], [*TOP_KEYS[:1], *TOP_KEYS[2:]], f"override {k}: {path} has no recipe key",
+                        f" (dotted keys start at one of {', '.join(TOP_KEYS[2:])})")
+        else:  # a plain key is a variable or a recipe key
+            _no_unknown([k], [*vars_, *TOP_KEYS[:1], *TOP_KEYS[2:]],
+                        f"override {k}={overrides[k]!r}: {path} has no variable or key",
+                        f" (variables: {', '.join(vars_) or 'none'})")
     for _ in range(len(vars_) + 1):  # vars may refer to vars: resolve until nothing changes
         resolved = {k: _substitute(v, {**vars_}, path) for k, v in vars_.items()}
         if resolved == vars_:
@@ -109,7 +148,16 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     left = _VAR.search(json.dumps(raw, default=str))
     if left:
         raise RecipeError(f"{path}: {left.group(0)} is still unresolved (a cycle between vars?)")
-    return _build(raw, str(path))
+    allow = tuple(dict.fromkeys([*(allow_code or ()), *user_allow_code()]))
+    return _build(raw, str(path), allow)
+
+
+def _no_unknown(keys: list[str], known: Any, what: str, tail: str) -> None:
+    for k in keys:
+        if k not in known:
+            close = difflib.get_close_matches(str(k), [str(x) for x in known], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(f"{what} {k!r}{hint}{tail}")
 
 
 def _substitute(obj: Any, vars_: dict[str, Any], path: Path) -> Any:
@@ -157,36 +205,83 @@ def _pick_stage(items: list[Any], part: str, key: str, path: Path) -> Any:
     raise RecipeError(f"override {key}: no stage named {part!r} in {path}; stages are {names}")
 
 
-def _build(raw: dict[str, Any], path: str) -> Recipe:
+def _build(raw: dict[str, Any], path: str, allow: tuple[str, ...] = ()) -> Recipe:
     for key in ("input", "output", "stages"):
         if key not in raw:
             raise RecipeError(f"{path}: missing required key {key!r}")
-    stages = []
-    seen: set[str] = set()
-    for i, st in enumerate(raw["stages"] or []):
-        if isinstance(st, str):
-            st = {"uses": st}
-        if not isinstance(st, dict) or "uses" not in st:
-            raise RecipeError(f"{path}: stage #{i} needs 'uses: <stage name or module:Class>'")
-        name = str(st.get("name") or st["uses"])
-        if name in seen:
-            raise RecipeError(f"{path}: two stages are named {name!r}; give one a distinct 'name:'")
-        seen.add(name)
-        try:
-            stage_name(str(st["uses"]))
-        except UnknownName as e:  # fail at load time, before Ray starts or a prepare hook trains anything
-            raise RecipeError(f"{path}: stage {name!r}: {e}") from e
-        unknown = set(st) - {"name", "uses", "params", "batch_size", "concurrency", "num_cpus", "num_gpus"}
-        if unknown:
-            raise RecipeError(f"{path}: stage {name!r} has unknown keys {sorted(unknown)}")
-        stages.append(StageSpec(name=name, uses=str(st["uses"]), params=dict(st.get("params") or {}),
-                                batch_size=st.get("batch_size"), concurrency=st.get("concurrency"),
-                                num_cpus=float(st.get("num_cpus", 1.0)), num_gpus=float(st.get("num_gpus", 0.0))))
-    hooks = {k: [HookSpec(uses=str(h["uses"]), params=dict(h.get("params") or {})) for h in (raw.get(k) or [])]
-             for k in ("prepare", "finalize")}
+    problems: list[str] = []
+    stages = [s for i, st in enumerate(raw["stages"] or []) if (s := _stage(i, st, path, allow, problems))]
+    names = [s.name for s in stages]
+    problems += [f"two stages are named {n!r}; give one a distinct 'name:'" for n in sorted(set(names))
+                 if names.count(n) > 1]
+    hooks: dict[str, list[HookSpec]] = {"prepare": [], "finalize": []}
+    for k in hooks:
+        for h in raw.get(k) or []:
+            h = {"uses": h} if isinstance(h, str) else h
+            if not isinstance(h, dict) or not isinstance(h.get("uses"), str) or not isinstance(h.get("params") or {},
+                                                                                                dict):
+                problems.append(f"{k} hook {h!r} needs 'uses: <hook>' and optional 'params: {{...}}'")
+                continue
+            try:
+                target, allowed = hook_target(h["uses"], allow)
+                params = dict(h.get("params") or {})
+                problems += check_params(load_code(target), params, f"{k} hook {h['uses']!r}", skip_first=True)
+                hooks[k].append(HookSpec(uses=target, params=params, allowed=allowed))
+            except (UnknownName, ImportError, AttributeError) as e:
+                problems.append(f"{k}: {e}")
     inp = raw["input"]
     if not isinstance(inp, dict) or "kind" not in inp:
-        raise RecipeError(f"{path}: input needs a 'kind' (a corpus recipe like librispeech, or manifest)")
+        problems.append("input needs a 'kind' (a corpus recipe like librispeech, or manifest)")
+    else:
+        try:
+            corpus = CORPORA.load(str(inp["kind"]))
+            opts = {k: v for k, v in inp.items() if k not in ("kind", "root", "options", corpus.root_key)}
+            problems += check_params(corpus.discover, {**opts, **(inp.get("options") or {})},
+                                     f"input kind {inp['kind']!r}", skip_first=True)
+        except UnknownName as e:
+            problems.append(f"input: {e}")
+    for key, typ in (("shard_size", int), ("seed", int)):
+        if key in raw and (not isinstance(raw[key], typ) or isinstance(raw[key], bool) or raw[key] < 0):
+            problems.append(f"{key} must be a non-negative integer, got {raw[key]!r}")
+    if not isinstance(raw["output"], (str, Path)) or not str(raw["output"]):
+        problems.append(f"output must be a folder path, got {raw['output']!r}")
+    if problems:
+        raise RecipeError(f"{path}: " + ("\n  ".join(["", *problems]) if len(problems) > 1 else problems[0]))
+    for key in ("root", "path"):  # normalized: the same run with relative or absolute paths is the same run
+        if isinstance(inp.get(key), str) and os.path.exists(inp[key]):
+            inp[key] = os.path.abspath(inp[key])
     return Recipe(name=str(raw.get("name") or Path(path).stem), path=path, raw=copy.deepcopy(raw), input=dict(inp),
-                  output=str(raw["output"]), stages=stages, prepare=hooks["prepare"], finalize=hooks["finalize"],
-                  shard_size=int(raw.get("shard_size", 32)), seed=int(raw.get("seed", 0)))
+                  output=os.path.expanduser(str(raw["output"])), stages=stages,
+                  prepare=hooks["prepare"], finalize=hooks["finalize"], shard_size=max(1, int(raw.get("shard_size", 32))),
+                  seed=int(raw.get("seed", 0)), allow_code=allow)
+
+
+def _stage(i: int, st: Any, path: str, allow: tuple[str, ...], problems: list[str]) -> StageSpec | None:
+    st = {"uses": st} if isinstance(st, str) else st
+    if not isinstance(st, dict) or not isinstance(st.get("uses"), str):
+        problems.append(f"stage #{i} needs 'uses: <stage name or module:Class>'")
+        return None
+    name = str(st.get("name") or st["uses"])
+    what = f"stage {name!r}"
+    unknown = sorted(set(st) - set(STAGE_KEYS))
+    if unknown:
+        problems.append(f"{what} has unknown keys {unknown} (a stage takes {', '.join(STAGE_KEYS)})")
+    for k, types in STAGE_KEYS.items():
+        v = st.get(k)
+        if v is not None and (not isinstance(v, types) or isinstance(v, bool) or (k != "params" and k not in (
+                "name", "uses") and v < 0)):
+            problems.append(f"{what}: {k} must be {' or '.join(t.__name__ for t in types)}"
+                            f"{' >= 0' if types[0] in (int,) else ''}, got {v!r}")
+            return None
+    allowed = st["uses"] in allow
+    try:
+        cls = load_code(st["uses"]) if allowed else resolve(st["uses"])
+        short = st["uses"] if allowed else stage_name(st["uses"])
+    except (UnknownName, ImportError, AttributeError) as e:  # before Ray starts or a prepare hook trains anything
+        problems.append(f"{what}: {e}")
+        return None
+    params = dict(st.get("params") or {})
+    problems += check_params(cls.__init__, params, what) + check_backends(short, params, what)
+    return StageSpec(name=name, uses=st["uses"], params=params, batch_size=st.get("batch_size"),
+                     concurrency=st.get("concurrency"), num_cpus=float(st.get("num_cpus", 1.0)),
+                     num_gpus=float(st.get("num_gpus", 0.0)), allowed=allowed)

@@ -7,19 +7,27 @@ Layout of ``OUT``::
     OUT/errors/shard-00000.parquet     rejected rows: id, input, stage, reason
     OUT/_state/shard-00000.json        written last: the shard is done (input hash + recipe fingerprint)
     OUT/run.json                       recipe, versions, counts, wall time
+    OUT/.lock                          flock held by the running run (pid, host, command inside)
+    OUT/.slmfactory.json               which recipe this folder belongs to
 
 Why shards: they are the unit of resume. A killed run leaves whole shards (files are written to a
 temporary name and renamed) plus state markers; a re-run skips every shard whose marker matches its
 input and recipe, and produces the same bytes for the rest. Nothing is silently dropped: every input
 row is accounted for as good output rows or an error row, and the runner checks that per shard. The shard
 files themselves (cutting, writing, resume checks) are ``shards.py``; this module runs hooks and stages.
+
+Why a lock and an owner: an output folder belongs to one recipe and one run at a time. A second run into a
+busy folder refuses, naming the holder; a folder holding another recipe's output is refused unless
+``force`` (which empties it first, so no ``packed/`` or other file of the old recipe stays mixed in).
 """
 from __future__ import annotations
 
-import importlib
+import fcntl
 import json
 import os
 import platform
+import shutil
+import socket
 import sys
 import time
 from collections import Counter
@@ -29,8 +37,12 @@ from typing import Any
 
 from .context import RunContext
 from .executors import LocalExecutor, RayExecutor
-from .recipe import Recipe, load_recipe
-from .shards import InputShard, group_by_shard, is_done, remove_stale, write_input_shards, write_shard
+from .recipe import HookSpec, Recipe, RecipeError, load_recipe
+from .registry import load_code
+from .shards import (InputShard, group_by_shard, is_done, remove_stale, run_fingerprint, write_input_shards,
+                     write_shard)
+
+OWNER = ".slmfactory.json"
 
 
 @dataclass
@@ -49,25 +61,38 @@ class RunResult:
 
 
 def run_recipe(recipe: str | Path | Recipe, overrides: dict[str, Any] | None = None, *, executor: str = "ray",
-               address: str | None = None, console: Any = None, fail_after_shards: int | None = None) -> RunResult:
+               address: str | None = None, console: Any = None, fail_after_shards: int | None = None,
+               force: bool = False, allow_code: list[str] | tuple[str, ...] | None = None) -> RunResult:
     """Run ``recipe`` (a path, a packaged recipe name or a loaded Recipe) to completion; resumable.
 
-    ``fail_after_shards`` exists for the resume test: it raises after that many shards were written,
-    the way a killed worker would leave the run.
+    The recipe is checked completely before anything runs (``load_recipe``). ``force``: take over a folder
+    that holds another recipe's output (emptied first). ``allow_code``: ``module:Name`` targets the user
+    allows besides the registered stages and hooks. ``fail_after_shards`` exists for the resume test: it
+    raises after that many shards were written, the way a killed worker would leave the run.
     """
     t0 = time.time()
-    rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+    rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides, allow_code=allow_code)
+    if executor not in ("ray", "local"):
+        raise RecipeError(f"executor {executor!r}: choose ray or local")
     out = Path(rec.output)
+    out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out, rec):
+        _claim(out, rec, force)
+        return _run_locked(rec, out, executor, address, console, fail_after_shards, t0)
+
+
+def _run_locked(rec: Recipe, out: Path, executor: str, address: str | None, console: Any,
+                fail_after_shards: int | None, t0: float) -> RunResult:
     for sub in ("_inputs", "manifest", "errors", "_state"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     ctx = RunContext(out_dir=out, recipe=rec, seed=rec.seed, console=console)
     if executor == "ray":
         _init_ray(address)
     for hook in rec.prepare:
-        _call_hook(hook.uses, ctx, hook.params)
+        _call_hook(hook, ctx)
 
     shards = write_input_shards(ctx.iter_input(), out / "_inputs", rec.shard_size)
-    fp = rec.fingerprint()
+    fp = run_fingerprint(rec.fingerprint(), [s.params for s in rec.stages])
     res = RunResult(out_dir=out, shards_total=len(shards))
     pending = [s for s in shards if not is_done(out, s, fp)]
     res.shards_skipped = len(shards) - len(pending)
@@ -88,12 +113,66 @@ def run_recipe(recipe: str | Path | Recipe, overrides: dict[str, Any] | None = N
                 if fail_after_shards is not None and written >= fail_after_shards:
                     raise RuntimeError(f"stopped on purpose after {written} shard(s) (fail_after_shards)")
     for hook in rec.finalize:
-        _call_hook(hook.uses, ctx, hook.params)
+        _call_hook(hook, ctx)
     _tally(out, shards, res)
     res.wall_seconds = round(time.time() - t0, 3)
     res.extras = ctx.extras
-    _write_run_json(out, rec, res, executor)
+    _write_run_json(out, rec, res, executor, fp)
     return res
+
+
+class OutputLock:
+    """An exclusive ``flock`` on ``OUT/.lock`` for the whole run; the file says who holds it. The kernel drops
+    the lock when the holder dies (kill -9 included), so a crashed run never blocks the next one."""
+
+    def __init__(self, out: Path, rec: Recipe):
+        self.path, self.rec, self.fd = out / ".lock", rec, -1
+
+    def __enter__(self) -> "OutputLock":
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+            os.close(self.fd)
+            raise OutputBusy(f"{self.path.parent} is in use by another run ({holder}); wait for it to finish, or "
+                             f"give this run another output folder") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "recipe": self.rec.name,
+                "command": " ".join(sys.argv)[:500], "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, json.dumps(info).encode(), 0)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        os.ftruncate(self.fd, 0)
+        os.close(self.fd)  # closing releases the flock
+
+
+class OutputBusy(RecipeError):
+    """Another run holds the output folder."""
+
+
+def _claim(out: Path, rec: Recipe, force: bool) -> None:
+    """Refuse a folder that holds another recipe's output unless ``force``; with ``force``, empty it first."""
+    owner = None
+    for name in (OWNER, "run.json"):  # run.json: a folder written before owner markers existed
+        try:
+            owner = json.loads((out / name).read_text())["recipe"]
+            owner = owner.get("name") if isinstance(owner, dict) else owner
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if owner:
+            break
+    if owner and owner != rec.name:
+        if not force:
+            raise RecipeError(f"{out} holds the output of recipe {owner!r}, not {rec.name!r}; choose another output "
+                              f"folder, or pass --force to empty it and run {rec.name!r} there")
+        for p in out.iterdir():  # nothing of the other recipe (packed/, hf/, kmeans/...) may stay mixed in
+            if p.name != ".lock":
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    tmp = out / f".{OWNER}.tmp"
+    tmp.write_text(json.dumps({"recipe": rec.name, "recipe_path": rec.path}))
+    os.replace(tmp, out / OWNER)
 
 
 def _tally(out: Path, shards: list[InputShard], res: RunResult) -> None:
@@ -108,23 +187,49 @@ def _tally(out: Path, shards: list[InputShard], res: RunResult) -> None:
     res.errors_by_stage = dict(sorted(by_stage.items()))
 
 
-def _call_hook(target: str, ctx: RunContext, params: dict[str, Any]) -> None:
-    if ":" not in target:
-        raise ValueError(f"hook {target!r} must be 'package.module:function'")
-    mod, fn = target.split(":", 1)
-    getattr(importlib.import_module(mod), fn)(ctx, **params)
+def _call_hook(hook: HookSpec, ctx: RunContext) -> None:
+    """``hook.uses`` was checked by the recipe loader (registry.HOOKS, or allowed by the user)."""
+    load_code(hook.uses)(ctx, **hook.params)
 
 
 def _init_ray(address: str | None) -> None:
-    import ray
+    """Connect to RAY_ADDRESS / ``address``, or start an embedded Ray that listens on 127.0.0.1 only.
 
-    if ray.is_initialized():
-        return
+    Why the environment variable: Ray replaces a loopback ``_node_ip_address`` by the machine's address on
+    Linux (``services.resolve_ip_for_localhost``) unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``; with it,
+    the GCS, raylet, workers and agents (started from this environment) bind the loopback address only.
+    """
     addr = address or os.environ.get("RAY_ADDRESS")
     if addr:
-        ray.init(address=addr, log_to_driver=True)
-    else:  # embedded local Ray: no cluster needed
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="warning")
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=addr, log_to_driver=True)
+        return
+    knob, old = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    os.environ[knob] = "0"  # read when ray is first imported, and by every Ray process started from here
+    consts, saved = None, None
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return
+        try:
+            from ray._private import ray_constants as consts
+
+            saved, consts.ENABLE_RAY_CLUSTER = consts.ENABLE_RAY_CLUSTER, False
+        except (ImportError, AttributeError):  # pragma: no cover - a Ray without the knob binds as it binds
+            consts = None
+        # embedded local Ray: no cluster needed, nothing reachable from the network
+        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, configure_logging=True,
+                 logging_level="warning")
+    finally:
+        if consts is not None:
+            consts.ENABLE_RAY_CLUSTER = saved
+        if old is None:
+            os.environ.pop(knob, None)
+        else:
+            os.environ[knob] = old
 
 
 def versions() -> dict[str, str]:
@@ -141,8 +246,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _write_run_json(out: Path, rec: Recipe, res: RunResult, executor: str) -> None:
-    info = {"recipe": rec.raw, "recipe_path": rec.path, "recipe_fingerprint": rec.fingerprint(), "executor": executor,
+def _write_run_json(out: Path, rec: Recipe, res: RunResult, executor: str, fp: str) -> None:
+    info = {"recipe": {"name": rec.name, **rec.raw}, "recipe_path": rec.path, "recipe_fingerprint": fp,
+            "executor": executor,
             "versions": versions(), "counts": {"inputs": res.inputs, "rows": res.rows, "errors": res.errors,
                                                "hours": round(res.hours, 6), "errors_by_stage": res.errors_by_stage},
             "shards": {"total": res.shards_total, "run": res.shards_run, "skipped": res.shards_skipped},

@@ -39,11 +39,21 @@ def write_input_shards(rows: Iterable[dict[str, Any]], folder: Path, shard_size:
     shards: list[InputShard] = []
     buf: list[dict[str, Any]] = []
     seq = 0
+    first: dict[str, tuple[int, str]] = {}  # id -> (input number, where) of its first live row
     for row in rows:
         row = dict(row)
         row["_seq"] = seq
         row["_shard"] = len(shards)
         row.setdefault("_input", row.get("audio_path") or row.get("id"))
+        rid = row.get("id")
+        if rid is not None and not row.get(ERROR_COLUMN):
+            if rid in first:  # a second row with one id would be two manifest rows with one id (exported twice)
+                n, where = first[rid]
+                row[ERROR_COLUMN] = (f"duplicate id {rid!r}: the same id as input #{n + 1} ({where}); make ids "
+                                     f"unique (each id names one segment)")
+                row[ERROR_STAGE_COLUMN] = "input"
+            else:
+                first[rid] = (seq, str(row.get("_input")))
         buf.append(row)
         seq += 1
         if len(buf) >= shard_size:
@@ -67,10 +77,18 @@ def _flush_input(buf: list[dict[str, Any]], folder: Path, index: int) -> InputSh
     digest = hashlib.sha1(json.dumps(table.to_pylist(), sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = folder / f"shard-{index:05d}.parquet"
     meta_path = folder / f"shard-{index:05d}.sha1"
-    if not (path.exists() and meta_path.exists() and meta_path.read_text() == digest):
+    if not (meta_path.exists() and meta_path.read_text() == digest and _rows_in(path) == table.num_rows):
         _atomic_parquet(table, path)
         meta_path.write_text(digest)
     return InputShard(index, str(path), digest, table.num_rows)
+
+
+def _rows_in(path: Path) -> int | None:
+    """Rows of a Parquet file, or None when it is missing or unreadable (truncated, not Parquet)."""
+    try:
+        return pq.read_metadata(path).num_rows
+    except (OSError, pa.ArrowException):
+        return None
 
 
 def _typed(table: pa.Table) -> pa.Table:
@@ -128,6 +146,7 @@ def write_shard(out: Path, shard: InputShard, table: pa.Table, fp: str) -> None:
                     ERROR_STAGE_COLUMN: "runner"})
     drop = set(HIDDEN) | set(ERR_COLS) | set(TRANSIENT_COLUMNS)
     name = f"shard-{shard.index:05d}.parquet"
+    (out / "_state" / f"shard-{shard.index:05d}.json").unlink(missing_ok=True)  # a half-rewritten shard: not done
     if good:
         _atomic_parquet(table_from_rows([{k: v for k, v in r.items() if k not in drop} for r in good]),
                         out / "manifest" / name)
@@ -137,6 +156,8 @@ def write_shard(out: Path, shard: InputShard, table: pa.Table, fp: str) -> None:
                  "reason": r.get(ERROR_COLUMN), "source": r.get("source"), "meta": r.get("meta")} for r in bad]
     _atomic_parquet(pa.Table.from_pylist(err_rows, schema=ERROR_SCHEMA), out / "errors" / name)
     state = {"input_digest": shard.digest, "recipe": fp, "inputs": shard.rows, "rows": len(good), "errors": len(bad),
+             "files": {f"{sub}/{name}": file_sha1(out / sub / name) for sub in ("manifest", "errors")
+                       if (out / sub / name).exists()},
              "hours": sum(float(r.get("duration") or 0) for r in good) / 3600.0,
              "errors_by_stage": dict(Counter(str(r.get(ERROR_STAGE_COLUMN)) for r in bad))}
     tmp = out / "_state" / f".{name}.json.tmp"
@@ -150,15 +171,87 @@ def _atomic_parquet(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def is_done(out: Path, shard: InputShard, fp: str) -> bool:
+    """A shard is skipped only if its marker matches its input and fingerprint AND its files are there, whole:
+    each recorded manifest/errors file exists with the recorded digest and row count (a deleted or truncated
+    shard is recomputed, never trusted)."""
     p = out / "_state" / f"shard-{shard.index:05d}.json"
-    if not p.exists():
-        return False
     try:
         st = json.loads(p.read_text())
-    except json.JSONDecodeError:
+    except (OSError, json.JSONDecodeError):
         return False
-    return st.get("input_digest") == shard.digest and st.get("recipe") == fp
+    if st.get("input_digest") != shard.digest or st.get("recipe") != fp or "files" not in st:
+        return False
+    want = {f"manifest/{p.name[:-5]}.parquet": st.get("rows"), f"errors/{p.name[:-5]}.parquet": st.get("errors")}
+    for rel, rows in want.items():
+        f = out / rel
+        if rel not in st["files"]:
+            if rows or f.exists():  # rows recorded but no file, or a file the marker does not know
+                return False
+            continue
+        if _rows_in(f) != rows or file_sha1(f) != st["files"][rel]:
+            return False
+    return True
+
+
+# --- what a shard depends on besides its input rows -------------------------------------------------
+BIG_FILE = 64 << 20  # larger files are identified by (absolute path, size, mtime), not by their bytes
+OUTPUT_PARAMS = {"audio_dir", "dest", "out_subdir"}  # folders stages/hooks write into: not inputs of a shard
+
+
+def run_fingerprint(recipe_fp: str, params: list[dict[str, Any]]) -> str:
+    """The recipe fingerprint plus a digest of every artefact the stage parameters name (k-means files,
+    text tokenizers, model files and folders): a new codebook or model redoes every shard. Files up to
+    ``BIG_FILE`` are hashed by content; bigger ones by absolute path, size and mtime."""
+    h = hashlib.sha1(recipe_fp.encode())
+    for p in params:
+        for key, value in sorted(_strings(p, "")):
+            if key in OUTPUT_PARAMS or "://" in value:
+                continue
+            for f in _artefact_files(value):
+                h.update(f"{key}={f}:{_file_id(f)}".encode())
+    return h.hexdigest()[:16]
+
+
+def _strings(obj: Any, key: str) -> Iterator[tuple[str, str]]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(v, str(k))
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v, key)
+    elif isinstance(obj, str) and obj:
+        yield key, obj
+
+
+def _artefact_files(value: str) -> list[str]:
+    """Files a parameter names: the file, the files under a folder, or ``PREFIX.*`` (k-means ``PREFIX.npy``)."""
+    p = Path(value).expanduser()
+    try:
+        if p.is_file():
+            return [str(p.resolve())]
+        if "/" not in value:  # a bare word (``spectral``, ``tokenize``) is a name, not a folder or a prefix
+            return []
+        if p.is_dir():
+            return sorted(str(f.resolve()) for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        return sorted(str(f.resolve()) for f in p.parent.glob(p.name + ".*") if f.is_file())
+    except OSError:
+        return []
+
+
+def _file_id(path: str) -> str:
+    st = os.stat(path)
+    if st.st_size > BIG_FILE:
+        return f"size={st.st_size}:mtime={st.st_mtime_ns}"
+    return file_sha1(Path(path))
 
 
 def remove_stale(out: Path, n: int) -> None:

@@ -86,14 +86,17 @@ def train_sentencepiece(texts: Iterable[str], out_dir: str | os.PathLike, vocab_
         lines, model_type = [" ".join("abcdefghijklmnopqrstuvwxyz'")], "char"
     # sentences from memory, not a temporary file: the trainer records its input path in the model, which made
     # two identical runs write different spm.model bytes
+    # written under a temporary prefix and renamed: a kill or a full disk never leaves a truncated spm.model
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_prefix=str(out / SPM_FILE[:-6]), vocab_size=int(vocab_size),
+        sentence_iterator=iter(lines), model_prefix=str(out / ".spm-tmp"), vocab_size=int(vocab_size),
         model_type=model_type, character_coverage=1.0, hard_vocab_limit=False, normalization_rule_name="identity",
         required_chars="abcdefghijklmnopqrstuvwxyz'", num_threads=1, shuffle_input_sentence=False,
         input_sentence_size=0, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, minloglevel=2)
-    (out / "text_tokenizer.json").write_text(json.dumps({"kind": "sentencepiece", "model_type": model_type,
-                                                         "vocab_size": vocab_size,
-                                                         "lines": len(lines)}, indent=1))
+    (out / ".text_tokenizer.json.tmp").write_text(json.dumps({"kind": "sentencepiece", "model_type": model_type,
+                                                              "vocab_size": vocab_size, "lines": len(lines)}, indent=1))
+    for ext in ("vocab", "model"):  # the model last: its presence means the rest is there
+        os.replace(out / f".spm-tmp.{ext}", out / f"spm.{ext}")
+    os.replace(out / ".text_tokenizer.json.tmp", out / "text_tokenizer.json")
     return out / SPM_FILE
 
 
@@ -118,7 +121,13 @@ def train_text_tokenizer(ctx: Any, path: str | None = None, vocab_size: int = 10
         TextTokenizer(use)  # fail early, before any stage runs, when the given tokenizer is missing
         return str(use)
     out = Path(path) if path else Path(ctx.out_dir) / "text_tokenizer"
-    if (out / SPM_FILE).exists() or (out / "tokenizer.json").exists():
+    if (out / "tokenizer.json").exists():
         return str(out)
+    if (out / SPM_FILE).exists():
+        try:
+            TextTokenizer(out)
+            return str(out)
+        except Exception as e:  # noqa: BLE001 - a 0-byte or corrupt model (sentencepiece raises plain errors)
+            log.warning("%s is unusable (%s); training it again", out / SPM_FILE, e)
     train_sentencepiece(_texts_from(ctx.iter_input(), column), out, vocab_size, model_type)
     return str(out)

@@ -75,9 +75,9 @@ def test_shipped_recipes_all_load():
 def test_vars_may_refer_to_vars_and_cycles_fail(tmp_path):
     text = BASE.replace("vars: {root: /data, out: o, maxs: 20.0}",
                         "vars: {root: /data, out: o, maxs: 20.0, km: '${out}/kmeans'}").replace(
-        "params: {max_seconds: \"${maxs}\"}", "params: {max_seconds: \"${maxs}\", km: \"${km}\"}")
+        "params: {max_seconds: \"${maxs}\"}", "params: {max_seconds: \"${maxs}\", mode: \"${km}\"}")
     r = load_recipe(_write(tmp_path, text), {"out": "elsewhere"})
-    assert r.stages[1].params["km"] == "elsewhere/kmeans"
+    assert r.stages[1].params["mode"] == "elsewhere/kmeans"
     cyc = text.replace("out: o,", "out: '${km}',")
     with pytest.raises(RecipeError, match="unresolved"):
         load_recipe(_write(tmp_path, cyc))

@@ -44,9 +44,10 @@ class KMeansModel:
         """Write ``PREFIX.npy`` and ``PREFIX.json``; returns the .npy path."""
         npy, js = paths(prefix)
         npy.parent.mkdir(parents=True, exist_ok=True)
-        np.save(npy, np.ascontiguousarray(self.centroids, dtype=np.float32), allow_pickle=False)
         meta = dict(self.meta, k=self.k, dim=self.dim, centroids_sha1=array_hash(self.centroids))
-        js.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        # atomic (temporary file + rename): a kill or a full disk never leaves a 0-byte .npy behind
+        _atomic(npy, lambda f: np.save(f, np.ascontiguousarray(self.centroids, dtype=np.float32), allow_pickle=False))
+        _atomic(js, lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode()))
         return npy
 
     @property
@@ -62,8 +63,29 @@ def paths(prefix: str | os.PathLike) -> tuple[Path, Path]:
     return Path(p + ".npy"), Path(p + ".json")
 
 
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb", buffering=0) as f:  # unbuffered: fsync sees every byte
+        write(f)
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def exists(prefix: str | os.PathLike) -> bool:
     return paths(prefix)[0].exists()
+
+
+def broken(prefix: str | os.PathLike) -> str | None:
+    """Why the saved centroids at ``prefix`` are unusable (empty, truncated, not matching their JSON), or None."""
+    try:
+        model = load(prefix)
+        js = paths(prefix)[1]
+        want = json.loads(js.read_text()).get("centroids_sha1") if js.exists() else None
+    except (ValueError, EOFError, OSError) as e:  # JSONDecodeError is a ValueError
+        return f"{type(e).__name__}: {e}"
+    if want and want != array_hash(model.centroids):
+        return "the centroids do not match the checksum in their JSON file"
+    return None
 
 
 def load(prefix: str | os.PathLike) -> KMeansModel:
@@ -261,8 +283,11 @@ def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int 
     k, hours, seed, max_points_per_centroid = int(k), float(hours), int(seed), int(max_points_per_centroid)
     prefix = Path(kmeans)
     if exists(prefix):
-        log.info("k-means %s exists; not retraining", prefix)
-        return str(prefix)
+        why = broken(prefix)
+        if why is None:
+            log.info("k-means %s exists; not retraining", prefix)
+            return str(prefix)
+        log.warning("k-means %s is unusable (%s); training it again", prefix, why)
     extractor = build_features(**extractor_params)
     model = train_from_rows(ctx.iter_input(), extractor, k=k, hours=hours, seed=seed,
                             max_points_per_centroid=max_points_per_centroid, extra_meta=extractor_meta(extractor))
