@@ -5,7 +5,7 @@ import os
 from typing import Any, Iterator
 
 from .corpus import Corpus
-from .discovery import TextError, check_root, decode_utf8, make_item, open_lines, rejected
+from .discovery import TextError, check_root, decode_utf8, make_item, open_lines, path_problem, rejected
 
 
 class KaldiDataDir(Corpus):
@@ -18,12 +18,13 @@ class KaldiDataDir(Corpus):
     are the same. A ``wav.scp`` entry that is a command (ending in ``|``) is refused, never run: convert
     the audio to files first (e.g. ``wav-copy scp:wav.scp ark,scp:...`` or sox). Utterances without audio,
     with unreadable text or a bad segment line are rejected with the fix; an utterance without text keeps
-    ``text`` None.
+    ``text`` None. Audio outside the recipe folder (or ``base``) needs ``allow_outside_root: true``.
     """
 
     name = "kaldi"
 
-    def discover(self, root: str, source: str = "kaldi", base: str | None = None, **_: Any) -> Iterator[dict]:
+    def discover(self, root: str, source: str = "kaldi", base: str | None = None, allow_outside_root: bool = False,
+                 **_: Any) -> Iterator[dict]:
         root = check_root(root, "Kaldi data directory")
         scp = os.path.join(root, "wav.scp")
         if not os.path.isfile(scp):
@@ -57,6 +58,10 @@ class KaldiDataDir(Corpus):
                                input=scp_where)
                 continue
             path = path if os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
+            problem = path_problem(path, base, allow_outside_root)
+            if problem:
+                yield rejected(source, path, utt, f"{scp_where}: {problem}", speaker=speaker, meta=meta)
+                continue
             start = duration = None
             if len(fields) > 1:
                 try:

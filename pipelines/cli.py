@@ -38,8 +38,12 @@ def ingest(
     executor: str = typer.Option("ray", help=EXECUTOR_HELP),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: embedded local Ray)"),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root",
+                                            help="accept audio paths outside the corpus root / manifest folder "
+                                                 "(only for manifests you trust)"),
 ) -> None:
-    """Discover a corpus, decode every file once, resample to 16 kHz mono, cut long audio by VAD.
+    """Discover a corpus, decode every file once, resample to 16 kHz mono, cut long audio by VAD, drop
+    duration/speaking-rate outliers and score quality (DNSMOS columns).
 
     Re-running into the same OUT resumes: finished shards are skipped.
 
@@ -50,8 +54,9 @@ def ingest(
     if not root.exists():
         _fail(f"{root}: no such file or folder; give the corpus root (e.g. /data/LibriSpeech/train-clean-100)")
     _run("ingest", {"kind": kind, "root": str(root), "out": str(out), "min_seconds": min_seconds,
-                    "max_seconds": max_seconds, "shard_size": shard_size}, executor, address, f"ingest {kind}",
-         force=force)
+                    "max_seconds": max_seconds, "shard_size": shard_size,
+                    **({"input.allow_outside_root": True} if allow_outside_root else {})},
+         executor, address, f"ingest {kind}", force=force)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -5,7 +5,7 @@ Audio: pocketsphinx's LibriVox clips (fetched by `make setup`), laid out the way
 """
 from __future__ import annotations
 
-import os
+import shutil
 
 import polars as pl
 import soundfile as sf
@@ -19,12 +19,12 @@ def _data_dir(tmp_path, librivox):
     recs = []
     for i, (wav, text) in enumerate(librivox[:2]):
         dst = tmp_path / "wav" / f"rec{i}.wav"
-        os.symlink(wav, dst)
+        shutil.copy(wav, dst)
         recs.append((f"rec{i}", dst, text, sf.info(str(wav)).duration))
     d = tmp_path / "data" / "train"
     d.mkdir(parents=True)
     (d / "wav.scp").write_text("".join(f"{r} wav/{p.name}\n" for r, p, _, _ in recs)
-                               + "rec9 sox in.mp3 -t wav - |\n")
+                               + "rec9 sox in.mp3 -t wav - |\n" + f"rec8 {librivox[0][0]}\n")
     seg_lines, text_lines, spk_lines = [], [], []
     for r, _, text, dur in recs:  # each recording cut in two halves
         for k, (a, b) in enumerate(((0.0, dur / 2), (dur / 2, dur))):
@@ -32,7 +32,8 @@ def _data_dir(tmp_path, librivox):
             seg_lines.append(f"{utt} {r} {a:.2f} {b:.2f}\n")
             text_lines.append(f"{utt} {text.upper() if k == 0 else ''}\n")
             spk_lines.append(f"{utt} spk{r[-1]}\n")
-    seg_lines += ["bad-utt rec0 5.0 2.0\n", "lost-utt rec7 0.0 1.0\n", "cmd-utt rec9 0.0 1.0\n"]
+    seg_lines += ["bad-utt rec0 5.0 2.0\n", "lost-utt rec7 0.0 1.0\n", "cmd-utt rec9 0.0 1.0\n",
+                  "far-utt rec8 0.0 1.0\n"]
     (d / "segments").write_text("".join(seg_lines))
     (d / "text").write_text("".join(text_lines))
     (d / "utt2spk").write_text("".join(spk_lines))
@@ -42,7 +43,7 @@ def _data_dir(tmp_path, librivox):
 def test_kaldi_data_dir_discovers_segments_and_refuses_commands(tmp_path, librivox):
     d, recs = _data_dir(tmp_path, librivox)
     items = list(discover("kaldi", str(d)))
-    assert len(items) == 4 + 3, "every segments line is an item, good or rejected"
+    assert len(items) == 4 + 4, "every segments line is an item, good or rejected"
     good = [it for it in items if not it.get("error")]
     assert [it["speaker"] for it in good] == ["spk0", "spk0", "spk1", "spk1"]
     assert good[0]["audio_path"] == str(tmp_path / "wav" / "rec0.wav")
@@ -50,13 +51,15 @@ def test_kaldi_data_dir_discovers_segments_and_refuses_commands(tmp_path, libriv
     assert good[0]["text"] == recs[0][2].upper()
     reasons = {it["meta"]: it["error"] for it in items if it.get("error")}
     joined = " ".join(reasons.values())
-    assert "never run" in joined and "rec7" in joined and "start < end" in joined
+    assert "never run" in joined and "rec7" in joined and "start < end" in joined and "outside the corpus root" in joined
+    allowed = list(discover("kaldi", str(d), allow_outside_root=True))
+    assert not [it for it in allowed if it["id"].startswith("far-utt")][0].get("error")
 
 
 def test_kaldi_ingest_end_to_end(tmp_path, librivox):
     d, recs = _data_dir(tmp_path, librivox)
     res = run_recipe("ingest", {"kind": "kaldi", "root": str(d), "out": str(tmp_path / "out")}, executor="local")
-    assert res.inputs == res.rows + res.errors and res.errors >= 3
+    assert res.inputs == res.rows + res.errors and res.errors >= 4
     man = pl.read_parquet(str(tmp_path / "out" / "manifest" / "*.parquet"))
     assert set(man["speaker"]) == {"spk0", "spk1"}
     total = sum(dur for *_, dur in recs)
