@@ -1,29 +1,22 @@
-"""Quality gates for synthesized items: text sanity, duration, speaking rate, forced alignment, round-trip WER.
+"""Quality gates for synthesized items: text sanity, duration, speaking rate, round-trip ASR, forced alignment.
 
-Why forced alignment is the offline default: the offline ASR (pocketsphinx) is weak on synthetic voices
-(about 0.8 WER on espeak-ng speech vs 0.22 on real speech), so a WER gate with it would reject good audio.
-Aligning the *known* text to the audio asks a narrower question: can every word be found, in order, and
-does each stretch of audio sound like its word (score against a free phone loop)? Measured here on 72
-espeak-ng utterances (12 sentences x 6 voices) with the defaults (``min_word_score=-6``, words of
-3+ phones): 65/72 correct texts pass, and 54/72 texts with one substituted word, 49/72 with two and
-72/72 wholly wrong texts fail; on the 30 utterances of the instruct demo 23 pass. Alignment alone
-(``min_word_score: null``) passes 66/72 correct texts but catches only 7/72 one-word substitutions
-(reproduce with ``python -P bench/bench_synth.py --gate-quality``). Configure a Whisper model (``wer`` gate,
-local path) when you need an ASR check.
+The default audio check is the round trip (:class:`WerGate`): Whisper tiny.en transcribes the clip and the
+gate compares it with the text by phoneme error rate and by how far each misheard word *sounds* from the
+text's word, so Whisper's near-misses pass and a swapped word fails. Per-voice figures on a labelled set:
+``bench/bench_gates.py`` and docs/synth.md. The alignment gate (:class:`AlignGate`, pocketsphinx) is
+opt-in: on espeak-ng speech it passed 65/72 correct clips and caught 54/72 one-word substitutions
+(``python -P bench/bench_synth.py --gate-quality``), short of both targets.
 
 Every gate returns ``GateResult(name, passed, value, threshold, detail)``; a failed one becomes the row's
-error reason ``gate <name>: ...`` so the errors table can be counted per gate.
-
-Decoding goes through the one pocketsphinx wrapper (``stages/sphinx.py``) and text through the one normalizer
-(``stages/textnorm.py``), the same as ASR and forced alignment.
+error reason ``gate <name>: ...``. Text goes through the one normalizer (``stages/textnorm.py``).
 """
 from __future__ import annotations
 
-import os
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import soxr
@@ -45,7 +38,6 @@ class GateResult:
         return f"gate {self.name}: value {self.value} outside {self.threshold}; {self.detail}".rstrip("; ")
 
 
-# --- text ---------------------------------------------------------------------------------------
 def text_gate(text: str | None, min_chars: int = 2, max_chars: int = 2000, min_letter_ratio: float = 0.6,
               max_repeat: int = 6) -> GateResult:
     """Empty or garbled text: too short/long, few letters, a character repeated many times, control chars."""
@@ -67,7 +59,6 @@ def text_gate(text: str | None, min_chars: int = 2, max_chars: int = 2000, min_l
     return GateResult("text", True, round(ratio, 3), f">= {min_letter_ratio}")
 
 
-# --- duration and rate -------------------------------------------------------------------------------
 def duration_gate(seconds: float, min_s: float = 0.5, max_s: float = 30.0) -> GateResult:
     ok = min_s <= seconds <= max_s
     return GateResult("duration", ok, round(seconds, 3), f"[{min_s}, {max_s}] s",
@@ -83,7 +74,6 @@ def rate_gate(text: str, seconds: float, min_wps: float = 1.0, max_wps: float = 
                       "" if ok else "the audio does not fit the text's length (truncated or stuck synthesis?)")
 
 
-# --- forced alignment (pocketsphinx) ---------------------------------------------------------------------
 class AlignGate:
     """Pass when the known text's words align, in order, within the beam, with an acceptable score.
 
@@ -94,15 +84,10 @@ class AlignGate:
     the audio there is not this word). The gate fails when the worst word of at least ``min_phones``
     phones scores below ``min_word_score`` (None: alignment only).
 
-    Words still missing from the pronouncing dictionary after normalization (names, rare spellings):
-    ``oov="reject"`` fails the item. ``oov="skip"`` (default) aligns each as a spoken-noise placeholder
-    (the model's ``+SPN+`` phone, which pocketsphinx may also skip), so its audio has somewhere to go
-    while every dictionary word must still be found, in order, and score well; a passing item's value
-    names the unchecked words (``oov:<words>``). Why not pass such items unchecked, as this gate once
-    did: one unknown token (a digit, before normalization) then let silence or the wrong speech through.
-    Why not simply drop them from the text: their audio is then forced onto the neighbouring words and
-    good speech fails (measured: "rises as vapour, cools" found no alignment). Why a floor: with fewer
-    than ``min_known`` of the words in the dictionary too little is checked, so the item fails.
+    Words missing from the pronouncing dictionary: ``oov="reject"`` fails the item; ``oov="skip"``
+    (default) aligns each as a spoken-noise placeholder (``+SPN+``) so its audio has somewhere to go while
+    every dictionary word must still be found and score well (passing them unchecked let silence through;
+    dropping them forced their audio onto neighbours). Fewer than ``min_known`` dictionary words fails.
     """
 
     name = "align"
@@ -186,41 +171,130 @@ class AlignGate:
                           "" if ok else f"word {worst[0]!r} at {worst[1]:.2f}s does not sound like its text")
 
 
-# --- round-trip ASR WER -------------------------------------------------------------------------------------
 class WerGate:
-    """Round-trip ASR: transcribe the synthesized audio and pass when WER(text, hypothesis) <= ``max_wer``.
+    """Round-trip ASR: transcribe the clip, compare with the text it should say (both normalized).
 
-    ``asr`` is any callable ``(wav16k) -> text``; :func:`whisper_asr` builds one from a local Whisper folder.
+    Fails when the phoneme error rate (PER: edits between the espeak-ng phonemes of text and transcript,
+    per phoneme of the text) is over ``max_per`` (silence, a cut clip, another sentence, garbled speech;
+    PER, unlike WER, barely counts "fire's" for "fires"), when WER is over ``max_wer`` (default off), or one
+    error region of the alignment (adjacent substituted/deleted/inserted words, one of them 4+ letters)
+    sounds unlike what was heard: a phoneme edit distance (:func:`sounds`) of at least ``min_miss_chars``
+    and more than ``max_miss`` of the region's length ("parked" heard as "part": 1 of 6, a mishearing
+    Whisper tiny makes; "smooth" heard as "market": 6 of 8, another word). Why the second test: a
+    one-word substitution is 1/N of an N-word text, below any WER threshold that good long clips pass.
+    ``max_miss: null`` leaves only the PER test. ``asr``: an ASR backend (``stages/asr.py``) or a callable
+    ``(wav16k) -> text``; :meth:`from_config` loads the ``whisper`` backend (bundled tiny.en) once per gate.
     """
 
     name = "wer"
 
-    def __init__(self, asr: Callable[[np.ndarray], str], max_wer: float = 0.2):
-        self.asr, self.max_wer = asr, float(max_wer)
+    def __init__(self, asr: Any, max_per: float = 0.35, max_miss: float | None = 0.4, min_miss_chars: int = 3,
+                 max_wer: float = 1.0):
+        self.asr, self.max_wer, self.max_per = asr, float(max_wer), float(max_per)
+        self.max_miss = None if max_miss is None else float(max_miss)
+        self.min_miss_chars = int(min_miss_chars)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "WerGate":
+        """``{backend: whisper, max_per, max_miss, min_miss_chars, max_wer, model_path, ...}``; the keys
+        that are not the gate's go to the ASR backend."""
+        from ..manifests.registry import ASR_BACKENDS
+
+        cfg = dict(cfg)
+        mine = {k: cfg.pop(k) for k in ("max_per", "max_wer", "max_miss", "min_miss_chars") if k in cfg}
+        backend = cfg.pop("backend", "whisper")
+        if "asr_model" in cfg:  # the name this gate's setting had before the backend registry
+            cfg["model_path"] = cfg.pop("asr_model")
+        try:
+            return cls(ASR_BACKENDS.load(backend)(**cfg), **mine)
+        except (FileNotFoundError, OSError) as e:
+            raise ValueError(f"wer gate: asr_model {cfg.get('model_path')!r} is not a local folder the {backend!r} "
+                             f"ASR backend can load ({e}); leave it unset for the bundled Whisper tiny.en") from e
+
+    def transcribe(self, wavs: list[np.ndarray]) -> list[str]:
+        # one clip per call: the batched Whisper path packs clips into shared 30 s windows, where one
+        # clip's words could be credited to its neighbour (measured: a clip's text landing in the one before)
+        if hasattr(self.asr, "transcribe"):
+            return [self.asr.transcribe(w)[0] for w in wavs]
+        return [self.asr(w) for w in wavs]
+
+    def judge(self, text: str, heard: str) -> GateResult:
+        """The verdict on ``text`` given the transcript ``heard``."""
+        ref, hyp = normalize_text(text), normalize_text(heard)
+        limit = f"PER <= {self.max_per}, WER <= {self.max_wer}" + (
+            "" if self.max_miss is None else f", no word missed by > {self.max_miss}")
+        if not ref:
+            return GateResult(self.name, False, "empty reference", limit, "nothing to compare")
+        wer, misses = word_errors(ref, hyp)
+        per = phoneme_error_rate(ref, hyp)
+        if per > self.max_per or wer > self.max_wer:
+            return GateResult(self.name, False, round(wer, 3), limit, f"PER {per:.2f}; heard {hyp[:80]!r}")
+        far = [m for m in misses if self.max_miss is not None and m[2] > self.max_miss and m[3] >= self.min_miss_chars
+               and max(map(len, m[0].split()), default=0) >= 4]  # the text's "a" heard as "the": not a content miss
+        if far:
+            worst = max(far, key=lambda m: m[2])
+            return GateResult(self.name, False, round(wer, 3), limit,
+                              f"{worst[0] or '(nothing)'!r} heard as {worst[1] or '(nothing)'!r}")
+        return GateResult(self.name, True, round(wer, 3), limit)
+
+    def batch(self, items: list[tuple[str, np.ndarray, int]]) -> list[GateResult]:
+        """Judge many clips; ``items`` = [(text, wav, sample_rate)]."""
+        wavs = [wav if sr == TARGET_SAMPLE_RATE else soxr.resample(wav, sr, TARGET_SAMPLE_RATE).astype(np.float32)
+                for _, wav, sr in items]
+        return [self.judge(text, heard) for (text, _, _), heard in zip(items, self.transcribe(wavs) if wavs else [])]
 
     def __call__(self, text: str, wav: np.ndarray, sample_rate: int) -> GateResult:
-        import jiwer
-
-        if sample_rate != TARGET_SAMPLE_RATE:
-            wav = soxr.resample(wav, sample_rate, TARGET_SAMPLE_RATE).astype(np.float32)
-        ref, hyp = normalize_text(text), normalize_text(self.asr(wav))
-        if not ref:
-            return GateResult(self.name, False, "empty reference", f"<= {self.max_wer}", "nothing to compare")
-        wer = float(jiwer.wer(ref, hyp)) if hyp else 1.0
-        return GateResult(self.name, wer <= self.max_wer, round(wer, 3), f"<= {self.max_wer}",
-                          "" if wer <= self.max_wer else f"heard {hyp[:80]!r}")
+        return self.batch([(text, wav, sample_rate)])[0]
 
 
-def whisper_asr(model_path: str, device: str = "cpu") -> Callable[[np.ndarray], str]:
-    """A Whisper (or any CTC/seq2seq ASR) model from a local folder as ``(wav16k) -> text``."""
-    if not model_path or not os.path.isdir(model_path):
-        raise ValueError(f"wer gate: asr_model {model_path!r} is not a local folder; give a downloaded Whisper "
-                         f"checkpoint folder (we never download models)")
-    from transformers import pipeline
+def phoneme_error_rate(ref: str, hyp: str) -> float:
+    """Edits between the phonemes of ``ref`` and ``hyp`` per phoneme of ``ref``."""
+    from rapidfuzz.distance import Levenshtein
 
-    pipe = pipeline("automatic-speech-recognition", model=model_path, device=device)
+    pr = sounds(ref)
+    return Levenshtein.distance(pr, sounds(hyp)) / max(len(pr), 1)
 
-    def run(wav: np.ndarray) -> str:
-        return pipe({"raw": wav, "sampling_rate": TARGET_SAMPLE_RATE})["text"]
 
-    return run
+def word_errors(ref: str, hyp: str) -> tuple[float, list[tuple[str, str, float, int]]]:
+    """WER and the error regions (adjacent edits merged): (ref words, hyp words, phoneme edits / region
+    length, phoneme edits), phonemes from :func:`sounds` ("parked" heard as "part": 1 edit of 6)."""
+    import jiwer
+    from rapidfuzz.distance import Levenshtein
+
+    if not hyp:
+        return 1.0, [(ref, "", 1.0, len(sounds(ref)))]
+    out = jiwer.process_words(ref, hyp)
+    rw, hw = ref.split(), hyp.split()
+    regions: list[list[int]] = []
+    for c in out.alignments[0]:
+        if c.type == "equal":
+            continue
+        if regions and regions[-1][1] == c.ref_start_idx and regions[-1][3] == c.hyp_start_idx:
+            regions[-1][1], regions[-1][3] = c.ref_end_idx, c.hyp_end_idx
+        else:
+            regions.append([c.ref_start_idx, c.ref_end_idx, c.hyp_start_idx, c.hyp_end_idx])
+    misses = []
+    for a, b, c, d in regions:
+        r, h = " ".join(rw[a:b]), " ".join(hw[c:d])
+        pr, ph = sounds(r), sounds(h)
+        dist = Levenshtein.distance(pr, ph)
+        misses.append((r, h, dist / max(len(pr), len(ph), 1), dist))
+    return float(out.wer), misses
+
+
+@functools.lru_cache(maxsize=1)
+def _phonemizer() -> Any:
+    from piper.phonemize_espeak import EspeakPhonemizer  # type: ignore[import-not-found]
+
+    return EspeakPhonemizer()
+
+
+@functools.lru_cache(maxsize=8192)
+def sounds(words: str) -> str:
+    """The phonemes of ``words`` (US English espeak-ng through piper-tts's in-process bridge, stress and
+    spaces dropped); the letters themselves where piper-tts is not installed."""
+    try:
+        ipa = "".join("".join(s) for s in _phonemizer().phonemize("en-us", words)) if words else ""
+    except ImportError:
+        return words.replace(" ", "")
+    return "".join(ch for ch in ipa if ch.isalpha() and ch not in "ˈˌ" or ch in "ːɚɝ")

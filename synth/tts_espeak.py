@@ -1,7 +1,8 @@
 """The ``espeak`` TTS backend: espeak-ng (through the shared wrapper ``manifests/espeak.py``), offline.
 
-Why these voices: ~30 English voice/variant combinations that stay intelligible (checked with the
-alignment gate), plus sampled rate and pitch, give cheap speaker variety with no model.
+Why these voices: ~30 English voice/variant combinations plus sampled rate and pitch give cheap speaker
+variety with no model. They pass the opt-in alignment gate, but Whisper tiny.en mishears most of their
+clips (docs/synth.md), so the recipes' default pool is the Piper voice; add them with ``espeak:`` voices.
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from ..manifests import espeak
-from .tts import TtsBackend, TtsError, check_lengths
+from .tts import TtsBackend, TtsError, check_lengths, split_variant
 
-# espeak-ng English voices x variants that stay intelligible (checked with the alignment gate).
+# espeak-ng English voices x variants (the alignment gate passes them; Whisper tiny.en mostly does not).
 ESPEAK_VOICES = ["en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-scotland"]
 ESPEAK_VARIANTS = ["", "+f2", "+f3", "+f4", "+m3", "+m7"]
 
@@ -27,17 +28,13 @@ class EspeakVoice:
 
     @classmethod
     def parse(cls, spec: str) -> "EspeakVoice":
-        name, _, rest = spec.partition("@")
-        rate = pitch = None
-        if rest:
-            parts = rest.split(",")
-            try:
-                rate = int(parts[0]) if parts[0] else None
-                pitch = int(parts[1]) if len(parts) > 1 and parts[1] else None
-            except ValueError as e:
-                raise TtsError(f"voice {spec!r}: expected 'name@rate,pitch' with integers, "
-                               f"e.g. 'en-us+f3@160,50'") from e
-        return cls(name, rate, pitch)
+        """``name``, ``name@rate,pitch`` or ``name@rate=160,pitch=40`` (what the voice sampler writes)."""
+        try:
+            name, kv = split_variant(spec, EspeakTts.variant_keys)
+            return cls(name, int(kv["rate"]) if "rate" in kv else None, int(kv["pitch"]) if "pitch" in kv else None)
+        except (ValueError, TtsError) as e:
+            raise TtsError(f"voice {spec!r}: expected 'name@rate,pitch' with integers, "
+                           f"e.g. 'en-us+f3@160,50' or 'en-us+f3@rate=160,pitch=50'") from e
 
 
 class EspeakTts(TtsBackend):
@@ -48,6 +45,7 @@ class EspeakTts(TtsBackend):
     """
 
     name = "espeak"
+    variant_keys = ("rate", "pitch")
 
     def __init__(self, rate: int = 160, pitch: int = 50, sample_rate: int | None = None, workers: int = 4,
                  binary: str = "espeak-ng"):

@@ -17,9 +17,9 @@ import soundfile as sf
 
 from ..stages.base import Row, Stage, reject
 from . import filters
-from .gates import AlignGate, GateResult, WerGate, duration_gate, rate_gate, text_gate, whisper_asr
+from .gates import AlignGate, GateResult, WerGate, duration_gate, rate_gate, text_gate
 from .rows import messages_json, where
-from .tts import make_tts
+from .tts import TtsPool
 from .voices import VoiceSampler
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -28,35 +28,45 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class TtsStage(Stage):
     """Speak every message marked ``speak`` (or, for rows without messages and audio, the row's ``text``).
 
-    Voices: the user turns draw from ``voices`` and the assistant turns from ``assistant_voices`` (default:
-    the same pool), per row id and seed. Gates run on the waveform before it is written: ``text``,
-    ``duration``, ``rate`` and ``align`` (forced alignment, the offline default) or ``wer`` (round-trip
-    ASR with a local Whisper folder: ``wer: {asr_model: /models/whisper-small, max_wer: 0.2}``). Set a
-    gate to ``false`` to switch it off. A row failing any gate is rejected with ``gate <name>: value``.
+    Engine and voices: ``backend`` (default ``piper``, the bundled en_US-joe-medium) speaks unprefixed
+    voices; ``espeak:en-gb+f3``-style voices go to that engine (``engine_params`` configure it), so one pool
+    can mix engines. User turns draw from ``voices`` (default: the backend's voices) and assistant turns from
+    ``assistant_voices`` (default: the same pool), per row id and seed, with per-row settings from
+    ``variation`` (``{piper: {length_scale: [...]}, espeak: {rate: [...]}}``; ``rates``/``pitches`` are the
+    espeak short form). Every clip is resampled to ``sample_rate`` (default 16000: the rate of the ASR,
+    the speech tokenizers and LibriSpeech-style sources, so a chat row never mixes rates; ``null`` keeps
+    the backend's own) and the rate is recorded in ``tts_sample_rate``.
+
+    Gates run on the waveform before it is written: ``text``, ``duration``, ``rate``, ``wer`` (round-trip
+    ASR with Whisper tiny.en, on by default: ``wer: {backend: whisper, max_wer: 0.5, max_miss: 0.4}``) and
+    ``align`` (pocketsphinx forced alignment, opt-in: ``align: {}``). Set a gate to ``false`` to switch it
+    off. A row failing any gate is rejected with ``gate <name>: value``.
     """
 
     name = "tts"
 
-    def __init__(self, audio_dir: str, backend: str = "espeak", backend_params: dict[str, Any] | None = None,
+    def __init__(self, audio_dir: str, backend: str = "piper", backend_params: dict[str, Any] | None = None,
                  voices: list[str] | None = None, assistant_voices: list[str] | None = None,
-                 rates: list[int] | None = None, pitches: list[int] | None = None, seed: int = 0,
-                 gates: dict[str, Any] | None = None):
-        self.tts = make_tts(backend, **(backend_params or {}))
+                 rates: list[int] | None = None, pitches: list[int] | None = None,
+                 variation: dict[str, dict[str, list[Any]]] | None = None, seed: int = 0,
+                 gates: dict[str, Any] | None = None, sample_rate: int | None = 16000,
+                 engine_params: dict[str, dict[str, Any]] | None = None):
+        self.tts = TtsPool(backend, {**(engine_params or {}), backend: backend_params or {}}, sample_rate)
         self.audio_dir = str(audio_dir)
         pool = voices or self.tts.voices()
-        self.user_voices = VoiceSampler(pool, seed, rates, pitches)
-        # an explicit assistant pool is a deliberate, consistent voice (InstructS2S): no rate/pitch variants
-        self.assistant_voices = (VoiceSampler(assistant_voices, seed) if assistant_voices
-                                 else VoiceSampler(pool, seed, rates, pitches))
-        cfg = {"text": {}, "duration": {}, "rate": {}, "align": {}, "wer": False}
+
+        def engine_of(voice: str) -> str:
+            return self.tts.route(voice)[0]
+
+        self.user_voices = VoiceSampler(pool, seed, rates, pitches, variation, engine_of)
+        # an explicit assistant pool is a deliberate, consistent voice (InstructS2S): no per-row variation
+        self.assistant_voices = (VoiceSampler(assistant_voices, seed, engine_of=engine_of) if assistant_voices
+                                 else self.user_voices)
+        cfg = {"text": {}, "duration": {}, "rate": {}, "align": False, "wer": {}}
         cfg.update(gates or {})
         self.gate_cfg = cfg
         self.align = gates_align(cfg["align"])
-        self.wer = None
-        if cfg.get("wer"):
-            wcfg = dict(cfg["wer"])
-            asr = whisper_asr(wcfg.pop("asr_model", None), wcfg.pop("device", "cpu"))
-            self.wer = WerGate(asr, **wcfg)
+        self.wer = wer_gate(cfg["wer"])
 
     def _jobs(self, row: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, list[int]]:
         raw = row.get("messages")
@@ -65,19 +75,23 @@ class TtsStage(Stage):
         msgs = json.loads(raw)
         return msgs, [j for j, m in enumerate(msgs) if m.get("speak") and not m.get("audio")]
 
-    def _gate_audio(self, text: str, wav: np.ndarray) -> tuple[list[GateResult], float]:
-        sr = self.tts.sample_rate
-        dur = len(wav) / sr
-        res = []
-        if self.gate_cfg.get("duration") is not False:
-            res.append(duration_gate(dur, **(self.gate_cfg.get("duration") or {})))
-        if self.gate_cfg.get("rate") is not False:
-            res.append(rate_gate(text, dur, **(self.gate_cfg.get("rate") or {})))
-        if self.align is not None and all(r.passed for r in res):
-            res.append(self.align(text, wav, sr))
-        if self.wer is not None and all(r.passed for r in res):
-            res.append(self.wer(text, wav, sr))
-        return res, dur
+    def _gate_all(self, texts: list[str], wavs: list[np.ndarray]) -> list[tuple[list[GateResult], float]]:
+        """Every clip's gate results (cheap gates first; the ASR round trip batched over the survivors)."""
+        sr, out = self.tts.sample_rate, []
+        for text, wav in zip(texts, wavs):
+            dur, res = len(wav) / sr, []
+            if self.gate_cfg.get("duration") is not False:
+                res.append(duration_gate(dur, **(self.gate_cfg.get("duration") or {})))
+            if self.gate_cfg.get("rate") is not False:
+                res.append(rate_gate(text, dur, **(self.gate_cfg.get("rate") or {})))
+            if self.align is not None and all(r.passed for r in res):
+                res.append(self.align(text, wav, sr))
+            out.append((res, dur))
+        if self.wer is not None:
+            todo = [k for k, (res, _) in enumerate(out) if all(r.passed for r in res)]
+            for k, r in zip(todo, self.wer.batch([(texts[k], wavs[k], sr) for k in todo])):
+                out[k][0].append(r)
+        return out
 
     def process(self, rows: list[Row]) -> list[Row]:
         items: list[tuple[int, int, str, str]] = []  # row, message index (-1: the row's text), text, voice
@@ -108,10 +122,10 @@ class TtsStage(Stage):
         wavs = self.tts.synthesize([t for _, _, t, _ in items], [v for _, _, _, v in items]) if items else []
         gate_values: dict[int, dict[str, Any]] = {}
         pending: dict[int, list[tuple[int, str, np.ndarray, str, float]]] = {}
-        for (i, j, text, voice), wav in zip(items, wavs):
+        judged = self._gate_all([t for _, _, t, _ in items], wavs)
+        for (i, j, text, voice), wav, (results, dur) in zip(items, wavs, judged):
             if i in dead:
                 continue
-            results, dur = self._gate_audio(text, wav)
             failed = next((r for r in results if not r.passed), None)
             if failed is not None:
                 reject(rows[i], self.name, f"{where(rows[i])} turn {j} (voice {voice}): {failed.reason()}")
@@ -135,6 +149,7 @@ class TtsStage(Stage):
                 if not row.get("audio_path"):
                     row.update(audio_path=path, start=0.0, duration=round(dur, 4), sample_rate=self.tts.sample_rate,
                                num_channels=1)
+            row["tts_sample_rate"] = self.tts.sample_rate
             if msgs is not None:
                 for m in msgs:
                     m.pop("speak", None)
@@ -154,6 +169,13 @@ def gates_align(cfg: Any) -> AlignGate | None:
     if cfg is False or cfg is None:
         return None
     return AlignGate(**(cfg or {}))
+
+
+def wer_gate(cfg: Any) -> WerGate | None:
+    """The round-trip gate from its recipe mapping: ``{backend, max_wer, ...}``, other keys go to the ASR backend."""
+    if cfg is False or cfg is None:
+        return None
+    return WerGate.from_config(dict(cfg or {}))
 
 
 def write_flac(path: str, wav: np.ndarray, sample_rate: int) -> None:
