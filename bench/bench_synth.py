@@ -3,10 +3,13 @@
 * TTS real-time factor (synthesis seconds / audio seconds, lower is faster) per available backend,
   batched (``workers`` processes at once) vs one-by-one. Coqui/piper run when given local models.
 * Alignment-gate cost per second of audio.
-* LLM tokens/s with the transformers backend on a tiny random local model (built in a temp folder),
-  batch 8 vs batch 1. A tiny model measures our batching overhead, not a real model's speed.
+* LLM completion tokens/s of the default backend (transformers + the bundled SmolLM2-135M-Instruct, CPU)
+  on the recipes' own prompts (SQA pairs from LibriSpeech-like transcripts, spoken rewrites of the sample
+  instructions), batch 1 vs ``--batch`` (one left-padded ``generate`` call per batch); ``--tiny`` measures a
+  tiny random Llama instead (our batching overhead, not a real model's speed).
 
-    .venv/bin/python bench/synth.py [--repeats 3] [--n 16] [--coqui DIR] [--piper FILE.onnx] [--gate-quality]
+    .venv/bin/python bench/bench_synth.py [--repeats 3] [--n 16] [--coqui DIR] [--piper FILE.onnx] [--gate-quality]
+    .venv/bin/python bench/bench_synth.py --only llm [--n 16] [--batch 8] [--max-tokens 48]
 
 ``--gate-quality`` also measures the alignment gate's pass/catch rates on 72 espeak-ng utterances (the
 figures quoted in synth/gates.py).
@@ -14,11 +17,10 @@ figures quoted in synth/gates.py).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 
 from slmfactory.manifests.generate import SENTENCES
-from timing import median_time  # bench/timing.py (the script's folder is on sys.path)
+from timing import median_time, timed  # bench/timing.py (the script's folder is on sys.path)
 
 
 
@@ -67,9 +69,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="utterances / prompts")
     ap.add_argument("--coqui", default=None, help="local Coqui model folder")
     ap.add_argument("--piper", default=None, help="local piper .onnx voice")
-    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--gate-quality", action="store_true")
+    ap.add_argument("--only", choices=["all", "llm", "tts"], default="all")
+    ap.add_argument("--batch", type=int, default=8, help="LLM batch size compared with batch 1")
+    ap.add_argument("--tiny", action="store_true", help="LLM bench on a tiny random Llama instead of SmolLM2")
     a = ap.parse_args()
+    if a.only != "tts":
+        bench_llm(a)
+    if a.only == "llm":
+        return
     if a.gate_quality:
         gate_quality()
 
@@ -95,27 +104,53 @@ def main() -> None:
     t_synth = median_time(lambda: esp.synthesize(texts, voices), a.repeats)
     print(f"align gate: {t_gate / audio_s:.4f} s per audio second | gate/synthesis time ratio {t_gate / t_synth:.2f}")
 
+
+
+def llm_prompts(n: int) -> list:
+    """The recipes' own prompts: SQA pairs on LibriSpeech-like sentences and spoken rewrites of the sample."""
+    import json
+
+    from slmfactory.synth import filters
+    from slmfactory.synth.crossmodal import DATA
+    from slmfactory.synth.prompts import spoken_prompt, sqa_prompt
+    from slmfactory.synth.sqa import readable
+
+    items = [json.loads(x) for x in (DATA / "instructions_sample.jsonl").read_text().splitlines()]
+    out = []
+    for i in range(n):
+        if i % 2:
+            it = items[i % len(items)]
+            out.append(spoken_prompt(it["instruction"], it.get("input", "")))
+        else:
+            t = readable(SENTENCES[i % len(SENTENCES)].upper())
+            out.append(sqa_prompt(t, filters.focus_words(t, 1)[0]))
+    return out
+
+
+def bench_llm(a) -> None:
+    """Completion tokens/s, batch 1 vs ``--batch``, greedy, on the same prompts (medians of ``--repeats``)."""
     from slmfactory.synth.llm import GenParams
     from slmfactory.synth.llm_transformers import TransformersLlm
-    from slmfactory.synth.prompts import rewrite_prompt
-    from slmfactory.synth.tiny import make_tiny_llm
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = make_tiny_llm(tmp)
-        prompts = [rewrite_prompt(f"instruction number {i}: {texts[i]}") for i in range(a.n)]
+        if a.tiny:
+            from slmfactory.synth.tiny import make_tiny_llm
+
+            path, label = str(make_tiny_llm(tmp)), "tiny random Llama"
+        else:
+            path, label = None, "bundled SmolLM2-135M-Instruct fp32"
+        prompts = llm_prompts(a.n)
         params = GenParams(max_tokens=a.max_tokens)
         rates = {}
-        for bs in (1, 8):
-            llm = TransformersLlm(str(path), batch_size=bs)
+        for bs in (1, a.batch):
+            llm = TransformersLlm(path, batch_size=bs)
             llm.generate(prompts[:2], params)  # warm-up
-            runs = []
-            for _ in range(a.repeats):
-                llm.stats = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
-                llm.generate(prompts, params)
-                runs.append(llm.stats["completion_tokens"] / llm.stats["seconds"])
-            rates[bs] = statistics.median(runs)
-        print(f"llm transformers (tiny random Llama, CPU): batch 1 {rates[1]:.0f} tok/s | batch 8 {rates[8]:.0f} tok/s"
-              f" | speed-up x{rates[8] / rates[1]:.2f}")
+            llm.stats["completion_tokens"] = 0
+            sec, _ = timed(lambda: llm.generate(prompts, params), a.repeats)
+            rates[bs] = llm.stats["completion_tokens"] / max(1, a.repeats) / sec
+        print(f"llm transformers ({label}, CPU, {a.n} prompts, max {a.max_tokens} new tokens): batch 1 "
+              f"{rates[1]:.1f} tok/s | batch {a.batch} {rates[a.batch]:.1f} tok/s | "
+              f"speed-up x{rates[a.batch] / rates[1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ synth_app = typer.Typer(help="Synthesize instruction data: cross-modal, spoken i
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 LLM_HELP = ("LLM as YAML, e.g. \"{backend: vllm, model_path: /models/qwen}\", \"{backend: openai, base_url: "
             "http://localhost:8000/v1, model: qwen}\", \"{backend: transformers, model_path: ./tiny}\"; "
-            f"backends: {', '.join(LLM_BACKENDS.names())}; default template")
+            f"backends: {', '.join(LLM_BACKENDS.names())}; default transformers with no model_path = the bundled "
+            "SmolLM2-135M-Instruct (template = rules, no model)")
 KIND_HELP = f"corpus kind (default librispeech): {', '.join(CORPORA.names())}"
 TTS_HELP = f"TTS backend: {', '.join(TTS_BACKENDS.names())} (default espeak)"
 

@@ -192,7 +192,7 @@ def _check_key_env(d: dict[str, Any], what: str) -> list[str]:
     env = d["api_key_env"]
     if env in (None, ""):
         return []
-    backend = d.get("backend", "template")
+    backend = d.get("backend", "transformers")
     cls = LLM_BACKENDS.load(backend) if backend in LLM_BACKENDS.names() else None
     declared = set(getattr(cls, "API_KEY_ENVS", ()))
     default = inspect.signature(cls.__init__).parameters.get("api_key_env") if cls else None

@@ -135,7 +135,8 @@ def dataset_card(stats: dict[str, Any], info: dict[str, Any]) -> str:
         "Synthetic spoken instruction data. Each row has chat `messages` (`role`, `text`, `audio` = index into "
         "`audios`, or null) and the clips in `audios` (FLAC, embedded).",
         f"## Recipe\n- recipe: `{info.get('recipe', '?')}` ({info.get('recipe_path', '')})\n"
-        f"- seed: {info.get('seed', 0)}\n- LLM: {info.get('llm', 'none')}\n- TTS: {info.get('tts', 'none')}",
+        f"- seed: {info.get('seed', 0)}\n- LLM (wrote the text): {info.get('llm', 'none')}\n"
+        f"- TTS: {info.get('tts', 'none')}" + (f"\n\n**{info['llm_note']}**" if info.get("llm_note") else ""),
         "## Quality gates (thresholds)\n```json\n"
         + json.dumps(info.get("gates", {}), indent=2, sort_keys=True, default=str) + "\n```",
         f"## Counts\n- rows: {stats.get('rows', 0)} (exported {stats.get('exported', 0)}), "

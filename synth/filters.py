@@ -97,6 +97,61 @@ def grounding(answer: str, transcript: str) -> float:
     return sum(w in vocab for w in words) / len(words)
 
 
+# --- model replies ------------------------------------------------------------------------------------
+_WORD = re.compile(r"^[(\"']*[A-Za-z][A-Za-z'’-]*[.,;:!?\")']*$")
+
+
+def reply_problem(text: str, min_words: int = 1, max_words: int = 60) -> str | None:
+    """None when a model reply reads as a plain English sentence of ``min_words``..``max_words`` words; else why not.
+
+    English-looking: >= 85% of the words are letter words (a number or two may pass), >= 70% of the non-space
+    characters are letters, no word repeated 3 times in a row, no 3-word phrase said 3 times, and a reply of
+    5+ words has at least one English function word.
+    """
+    words = (text or "").split()
+    if not min_words <= len(words) <= max_words:
+        return f"{len(words)} words (wanted {min_words}-{max_words})"
+    chars = "".join(words)
+    if sum(c.isalpha() for c in chars) < 0.7 * len(chars):
+        return "mostly not letters"
+    if sum(bool(_WORD.match(w)) or w.strip(".,;:!?").isdigit() for w in words) < 0.85 * len(words):
+        return "does not read as English words"
+    low = [w.strip(".,;:!?\"'").lower() for w in words]
+    if any(low[i] == low[i + 1] == low[i + 2] for i in range(len(low) - 2)):
+        return "repeats a word"
+    grams = [" ".join(low[i:i + 3]) for i in range(len(low) - 2)]
+    if grams and max(grams.count(g) for g in grams) >= 3:
+        return "repeats itself"
+    if len(low) >= 5 and not STOPWORDS.intersection(low):
+        return "has no English function words"
+    return None
+
+
+def copies(text: str, source: str, min_source_words: int = 5) -> bool:
+    """True when ``text`` contains all of ``source`` (normalized words, in order) and the source is not tiny."""
+    t, s = " ".join(normalized_words(text)), " ".join(normalized_words(source))
+    return len(s.split()) >= min_source_words and f" {s} " in f" {t} "
+
+
+NEGATIONS = {"not", "no", "never", "nothing", "nobody", "none", "neither", "nor", "cannot"}
+
+
+def negations(text: str) -> set[str]:
+    """The negation words of ``text`` (``n't`` counts as ``not``): an answer that adds one contradicts its source."""
+    words = [w.strip(".,;:!?\"'").lower() for w in (text or "").split()]
+    return {"not" if w.endswith("n't") else w for w in words if w in NEGATIONS or w.endswith("n't")}
+
+
+def focus_words(text: str, n: int) -> list[str]:
+    """``n`` distinct content words of ``text`` (longest first, ties in reading order), cycled if too few."""
+    seen: list[str] = []
+    for w in content_words(text):
+        if len(w) >= 3 and w.isalpha() and w not in seen:
+            seen.append(w)
+    order = sorted(seen, key=lambda w: (-len(w), seen.index(w)))
+    return [order[i % len(order)] for i in range(n)] if order else [""] * n
+
+
 # --- near-duplicate questions -----------------------------------------------------------------------
 def hashed_ngrams(texts: Sequence[str], n: int = 3, dim: int = 2048) -> np.ndarray:
     """L2-normalised hashed character n-gram counts: a model-free embedding that is stable across runs."""

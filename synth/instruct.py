@@ -2,17 +2,22 @@
 
 Why filter before and after the LLM: published spoken-instruction sets drop code, tables, math and
 over-long items because a TTS engine reads them as noise; the rewrite is checked the same way, so an
-unspeakable reply is re-asked instead of reaching TTS.
+unspeakable reply is re-asked instead of reaching TTS. Why two small prompts per item (the spoken request,
+then a short answer made from the reference answer) rather than one: asked for both at once, the bundled
+135M model answered the request instead of rewording it. The answer must keep the reference's facts
+(content-word overlap, ``min_answer_grounding``), so a small model cannot invent one.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..stages.base import Row, reject
-from . import filters, gates
+from . import filters
 from .llm_stage import LlmStage
-from .prompts import ParseError, Prompt, parse_json, rewrite_prompt
+from .prompts import ParseError, Prompt, answer_prompt, parse_fields, spoken_prompt
 from .rows import load_meta, messages_json, where
+
+REQUEST_OPENERS = {"please", "hey", "so", "tell", "give", "help", "let's", "could", "can", "would", "will"}
 
 
 def instruction_fields(row: dict[str, Any]) -> tuple[str, str, str]:
@@ -24,32 +29,49 @@ def instruction_fields(row: dict[str, Any]) -> tuple[str, str, str]:
     return str(instr), str(ctx), str(out)
 
 
+def _check(text: str, max_words: int, min_words: int = 1) -> None:
+    why = filters.reply_problem(text, min_words, max_words) or filters.unsuited_for_speech(text, max_words=max_words)
+    if why:
+        raise ParseError(why)
+
+
 class InstructStage(LlmStage):
-    """LLaMA-Omni InstructS2S-style: filter unspeakable items, rewrite instruction + answer in spoken style.
+    """LLaMA-Omni InstructS2S-style: filter unspeakable items, reword the instruction as spoken, shorten the answer.
 
     Output rows carry ``text`` = the spoken instruction and two messages marked ``speak`` for the TTS stage
-    (the answer only when ``speak_answer``). The original instruction is kept in ``text_original``.
+    (the answer only when ``speak_answer``). The original instruction is kept in ``text_original``. Items
+    with no reference answer are rejected (gate filter): the answer is made from it, never invented.
     """
 
     name = "synth_instruct"
 
-    def __init__(self, max_words: int = 200, max_answer_words: int = 60, speak_answer: bool = True, **kw: Any):
+    def __init__(self, max_words: int = 200, max_answer_words: int = 60, speak_answer: bool = True,
+                 min_answer_grounding: float = 0.5, min_request_overlap: float = 0.5, **kw: Any):
         super().__init__(**kw)
         self.max_words, self.max_answer_words, self.speak_answer = max_words, max_answer_words, speak_answer
+        self.min_answer_grounding, self.min_request_overlap = min_answer_grounding, min_request_overlap
 
-    def parse(self, prompt: Prompt, raw: str) -> dict[str, str]:
-        v = parse_json(raw, prompt.schema)
-        for key in ("instruction", "answer"):
-            g = gates.text_gate(v[key])
-            if not g.passed:
-                raise ParseError(f"{key}: {g.reason()}")
-            why = filters.unsuited_for_speech(v[key], max_words=self.max_words)
-            if why:
-                raise ParseError(f"{key} is not speakable: {why}")
-        n = len(v["answer"].split())
-        if n > 2 * self.max_answer_words:
-            raise ParseError(f"answer has {n} words, more than twice max_answer_words={self.max_answer_words}")
-        return {"instruction": v["instruction"].strip(), "answer": v["answer"].strip()}
+    def parse(self, prompt: Prompt, raw: str) -> str:
+        p = prompt.payload
+        if prompt.task == "spoken":
+            text = parse_fields(raw, "Rephrased")["Rephrased"]
+            source = f"{p['instruction']} {p.get('input') or ''}"
+            _check(text, min(self.max_words, len(source.split()) + 15), 3)
+            first = text.lower().replace(",", " ").split()[0]
+            if "?" not in text and first not in REQUEST_OPENERS | {p["instruction"].split()[0].lower()}:
+                raise ParseError("does not read as a request (no question, no request opener); it may be an answer")
+            kept = filters.grounding(p["instruction"], text)
+            if kept < self.min_request_overlap:
+                raise ParseError(f"keeps {kept:.2f} of the instruction's content words "
+                                 f"(< {self.min_request_overlap})", gate="grounding")
+            return text
+        text = parse_fields(raw, "Short answer")["Short answer"]
+        _check(text, self.max_answer_words)
+        score = filters.grounding(text, p["output"])
+        if score < self.min_answer_grounding:
+            raise ParseError(f"answer {text[:60]!r} has {score:.2f} of its content words in the reference answer "
+                             f"(< {self.min_answer_grounding})", gate="grounding")
+        return text
 
     def process(self, rows: list[Row]) -> list[Row]:
         out: list[dict[str, Any] | None] = [None] * len(rows)
@@ -61,19 +83,24 @@ class InstructStage(LlmStage):
                                 f"or text); check the JSONL fields")
                 continue
             why = filters.unsuited_for_speech(" ".join([instr, ctx, ans]), max_words=self.max_words)
+            if not why and not ans.strip():
+                why = "no reference answer (output/response) to make the spoken answer from"
             if why:
                 out[i] = reject(row, self.name, f"{where(row)}: gate filter: {why}; not suited to speech")
                 continue
             todo.append(i)
-            prompts.append(rewrite_prompt(instr, ctx, ans, self.max_answer_words))
-        for i, o in zip(todo, self.ask(prompts, self.parse)):
-            row = rows[i]
-            if o.value is None:
-                out[i] = self.llm_error(row, o)
+            prompts += [spoken_prompt(instr, ctx), answer_prompt(instr, filters.clean_for_speech(ans),
+                                                                 self.max_answer_words)]
+        results = self.ask(prompts, self.parse)
+        for n, i in enumerate(todo):
+            row, said, answer = rows[i], results[2 * n], results[2 * n + 1]
+            bad = said if said.value is None else answer if answer.value is None else None
+            if bad is not None:
+                out[i] = self.llm_error(row, bad)
                 continue
-            instr = instruction_fields(row)[0]
-            msgs = [{"role": "user", "text": o.value["instruction"], "audio": None, "speak": True},
-                    {"role": "assistant", "text": o.value["answer"], "audio": None, "speak": self.speak_answer}]
-            out[i] = dict(row, text=o.value["instruction"], text_original=instr, messages=messages_json(msgs),
-                          task="instruct_s2s" if self.speak_answer else "instruct_s2t", gate=None)
+            msgs = [{"role": "user", "text": said.value, "audio": None, "speak": True},
+                    {"role": "assistant", "text": answer.value, "audio": None, "speak": self.speak_answer}]
+            out[i] = dict(row, text=said.value, text_original=instruction_fields(row)[0],
+                          messages=messages_json(msgs), task="instruct_s2s" if self.speak_answer else "instruct_s2t",
+                          gate=None)
         return [r for r in out if r is not None]

@@ -1,21 +1,25 @@
 """The LLM backend interface, ``generate(prompts, params) -> texts``, and bounded re-asking.
 
-Backends are one module each, found by name through ``LLM_BACKENDS`` (manifests/registry.py): ``template``
-(offline rules, no model: the demo; ``llm_template.py``), ``transformers`` (a local model folder, CPU or
-GPU), ``vllm`` (offline ``vllm.LLM`` with JSON-schema guided decoding; GPU only, optional extra) and
-``openai`` (any OpenAI-compatible endpoint: ``vllm serve``, llama.cpp server, hosted APIs).
+Backends are one module each, found by name through ``LLM_BACKENDS`` (manifests/registry.py): ``transformers``
+(the default: the bundled SmolLM2-135M-Instruct, or any local model folder, CPU or GPU), ``template``
+(rule-based, no model; ``llm_template.py``), ``vllm`` (offline ``vllm.LLM``, JSON-schema guided decoding
+when a prompt carries a schema; GPU only, optional extra) and ``openai`` (any OpenAI-compatible endpoint: ``vllm serve``, llama.cpp server, hosted APIs).
 ``llm_ray.ray_data_llm_processor`` does cluster-scale batch inference with ``ray.data.llm``. Models
 always come from a local path.
 
-Why ``generate_validated``: models sometimes answer with broken JSON. Each malformed reply is re-asked
-(a new seed) at most ``attempts`` times; after that the item carries the raw text to the errors table.
+Why ``generate_validated``: models, small ones most, sometimes break the format or say something unusable.
+Each failed reply is re-asked (a new seed; sampled at ``retry_temperature`` when the first ask was greedy,
+since greedy decoding would repeat itself) at most ``attempts`` times in all; after that the item carries
+the raw text and the failed check to the errors table.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from ..manifests.registry import LLM_BACKENDS
+from ..manifests.models import bundled
 from .backends import build
 from .prompts import ParseError, Prompt
 
@@ -32,6 +36,7 @@ class GenParams:
     seed: int = 0
     stop: list[str] = field(default_factory=list)
     json_schema: dict[str, Any] | None = None  # guided decoding where the backend supports it
+    retry_temperature: float = 0.7  # re-asks of a greedy (temperature 0) run are sampled at this temperature
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "GenParams":
@@ -60,9 +65,33 @@ def as_prompt(p: Prompt | str) -> Prompt:
     return p if isinstance(p, Prompt) else Prompt("raw", str(p))
 
 
-def make_llm(backend: str = "template", **params: Any) -> LlmBackend:
-    """The backend registered under ``backend``, built with ``params``; unknown names say what is known."""
+DEFAULT_BACKEND = "transformers"  # with no model_path: the bundled SmolLM2-135M-Instruct
+BUNDLED_LLM = "smollm2-135m-instruct"
+TEMPLATE_NOTE = "written by the rule-based template generator, not a language model"
+
+
+def make_llm(backend: str = DEFAULT_BACKEND, **params: Any) -> LlmBackend:
+    """The backend registered under ``backend``, built with ``params``; unknown names say what is known.
+
+    The ``template`` backend is announced with a warning: its rows are rules, not model output.
+    """
+    if backend == "template":
+        logging.getLogger("slmfactory.synth").warning(
+            "LLM backend 'template': the synthetic text is %s; drop `backend: template` to use the bundled "
+            "SmolLM2-135M-Instruct (or give a model)", TEMPLATE_NOTE)
     return build(LLM_BACKENDS, backend, LlmError, params)
+
+
+def describe_llm(spec: dict[str, Any] | None) -> str:
+    """What a recipe's ``llm:`` mapping writes with, for the dataset card (model + license where known)."""
+    spec = dict(spec or {})
+    backend = spec.get("backend", DEFAULT_BACKEND)
+    if backend == "template":
+        return f"template (rules; {TEMPLATE_NOTE})"
+    where = spec.get("model_path") or spec.get("model")
+    if backend == "transformers" and not where:
+        return f"transformers: {bundled(BUNDLED_LLM).card_line()}"
+    return f"{backend}: {where or '?'}"
 
 
 def model_name(llm: Any) -> str:
@@ -75,6 +104,7 @@ class Outcome:
     raw: str  # the last raw reply
     error: str | None = None
     attempts: int = 1
+    gate: str = "llm"  # the check the last reply failed (ParseError.gate)
 
 
 def generate_validated(llm: LlmBackend, prompts: Sequence[Prompt], params: GenParams,
@@ -86,6 +116,8 @@ def generate_validated(llm: LlmBackend, prompts: Sequence[Prompt], params: GenPa
         if not todo:
             break
         p = replace(params, seed=params.seed + attempt)
+        if attempt and params.temperature <= 0 and params.retry_temperature > 0:
+            p = replace(p, temperature=params.retry_temperature)
         batch = [prompts[i] for i in todo]
         if p.json_schema is None and len({id(x.schema) for x in batch}) == 1:
             p = replace(p, json_schema=batch[0].schema)
@@ -101,7 +133,7 @@ def generate_validated(llm: LlmBackend, prompts: Sequence[Prompt], params: GenPa
             try:
                 outcomes[i] = Outcome(parse(prompts[i], raw), raw, None, attempt + 1)
             except (ParseError, ValueError) as e:
-                outcomes[i] = Outcome(None, raw, str(e), attempt + 1)
+                outcomes[i] = Outcome(None, raw, str(e), attempt + 1, getattr(e, "gate", "llm"))
                 failed.append(i)
         todo = failed
     return [o if o is not None else Outcome(None, "", "not generated") for o in outcomes]

@@ -1,13 +1,13 @@
 """The ``template`` LLM backend: rule-based answers to our own prompts, so the plumbing runs with no model.
 
-Why rules: the demo and the tests must run offline and deterministically. Each prompt task (``rewrite``,
-``sqa``, ``paraphrase``) has a rule that reads the prompt's payload and returns the JSON a good model
-would, so the same parsers and gates downstream see realistic replies. The data proves the pipeline,
-not quality: use a model backend for training data.
+Why rules: some runs must be instant and fully deterministic (plumbing tests, a smoke run on any machine).
+Each prompt task (``spoken``, ``answer``, ``sqa``, ``paraphrase``) has a rule that reads the prompt's
+payload and replies in the labelled-line format a model would, so the same parsers and checks downstream
+see realistic replies. The data proves the pipeline, not quality: building a stage with this backend logs
+a warning and the dataset card says the rows were written by rules, not a language model.
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Callable, Sequence
 
@@ -17,7 +17,7 @@ from .prompts import Prompt
 
 
 class TemplateLlm(LlmBackend):
-    """Rule-based answers to our own prompts, as JSON text: runs anywhere, deterministic, no model."""
+    """Rule-based replies to our own prompts (labelled lines): runs anywhere, deterministic, no model."""
 
     name = "template"
     model = "rules"
@@ -31,77 +31,55 @@ class TemplateLlm(LlmBackend):
             rule = RULES.get(p.task)
             if rule is None:
                 raise LlmError(f"the template backend has no rule for task {p.task!r}; use a model backend")
-            out.append(json.dumps(rule(p.payload), ensure_ascii=False))
+            out.append(rule(p.payload))
         return out
 
 
 # --- the rules ------------------------------------------------------------------------------------
-def _spoken_instruction(instruction: str, context: str) -> str:
-    text = filters.clean_for_speech(instruction).rstrip(" .:")
-    if not text:
-        return ""
-    if not text.endswith("?"):
+def _rule_spoken(p: dict[str, Any]) -> str:
+    text = filters.clean_for_speech(p.get("instruction", "")).rstrip(" .:")
+    if text and not text.endswith("?"):
         text = "Could you " + text[0].lower() + text[1:] + "?"
-    if context:
-        text += " Here it is: " + filters.clean_for_speech(context).rstrip(".") + "."
-    return text
+    if text and p.get("input"):
+        text += " Here it is: " + filters.clean_for_speech(p["input"]).rstrip(".") + "."
+    return f"Rephrased: {text}"
 
 
-def _spoken_answer(answer: str, max_words: int) -> str:
-    sents = filters.sentences(filters.clean_for_speech(answer))
+def _rule_answer(p: dict[str, Any]) -> str:
+    max_words = int(p.get("max_answer_words", 60))
     out: list[str] = []
-    for s in sents:
+    for s in filters.sentences(filters.clean_for_speech(p.get("output", ""))):
         if out and len(" ".join(out + [s]).split()) > max_words:
             break
         out.append(s)
-    words = " ".join(out).split()
-    return " ".join(words[:max_words])
+    return "Short answer: " + " ".join(" ".join(out).split()[:max_words])
 
 
-def _rule_rewrite(p: dict[str, Any]) -> dict[str, Any]:
-    return {"instruction": _spoken_instruction(p.get("instruction", ""), p.get("input", "")),
-            "answer": _spoken_answer(p.get("output", ""), int(p.get("max_answer_words", 60)))}
-
-
-def _keyword(sentence: str) -> str:
-    words = [w.strip(".,;:!?\"'").lower() for w in sentence.split()]
-    cands = [w for w in words if w and w not in filters.STOPWORDS and w.isalpha()]
-    return max(cands, key=len) if cands else ""
-
-
-def _rule_sqa(p: dict[str, Any]) -> dict[str, Any]:
+def _rule_sqa(p: dict[str, Any]) -> str:
+    """Pair k: even k asks how the sentence holding the focus word ends; odd k asks about the focus word."""
     sents = filters.sentences(p.get("transcript", ""))
-    pairs = []
-    for s in sents:
-        kw, words = _keyword(s), s.rstrip(".!?").split()
-        if kw:
-            pairs.append({"question": f"What does the speaker say about the {kw}?", "answer": s.rstrip(".") + "."})
-        if len(words) >= 6:
-            half = len(words) // 2
-            start = " ".join(words[:half])
-            pairs.append({"question": f"How does the speaker finish the sentence that begins '{start}'?",
-                          "answer": " ".join(words[half:]) + "."})
-        if len(pairs) >= int(p.get("n", 3)):
-            break
-    return {"pairs": pairs[: int(p.get("n", 3))]}
+    focus, k = p.get("focus") or "", int(p.get("k", 0))
+    sent = next((s for s in sents if focus and focus in s.lower()), sents[0] if sents else "")
+    words = sent.rstrip(".!?").split()
+    if k % 2 == 0 and len(words) >= 4:
+        half = len(words) // 2
+        return (f"Question: How does '{' '.join(words[:half])}' end?\n"
+                f"Answer: {' '.join(words[half:])}.")
+    low = [w.strip(".,;:!?").lower() for w in words]
+    at = low.index(focus) if focus in low else 0
+    return f"Question: What is said about the {focus or 'topic'}?\n" \
+           f"Answer: {' '.join(words[max(0, at - 2):at + 3])}."
 
 
-_PARA_PREFIXES = ["Please {x}", "Could you {x}", "I'd like you to {x}", "Would you {x}", "Go ahead and {x}"]
-
-
-def _rule_paraphrase(p: dict[str, Any]) -> dict[str, Any]:
+def _rule_paraphrase(p: dict[str, Any]) -> str:
     t = p.get("template", "").strip()
-    core = t[0].lower() + t[1:] if t else t
-    core = re.sub(r"^(please|could you|would you|can you)\s+", "", core, flags=re.I).rstrip(".?")
-    out = []
-    for pre in _PARA_PREFIXES:
-        s = pre.format(x=core)
-        s = s + ("?" if s.split()[0] in ("Could", "Would") else ".")
-        if s.lower() != t.lower():
-            out.append(s)
-    return {"paraphrases": out[: int(p.get("n", 3))]}
+    core = re.sub(r"^(please|could you|would you|can you)\s+", "", t[0].lower() + t[1:] if t else t, flags=re.I)
+    core = core.rstrip(".?")
+    opener = p.get("opener") or "Please"
+    s = f"{opener} {core}"
+    return "Reworded: " + s + ("?" if opener.split()[0] in ("Could", "Can", "Would") else ".")
 
 
-RULES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "rewrite": _rule_rewrite, "sqa": _rule_sqa, "paraphrase": _rule_paraphrase,
+RULES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "spoken": _rule_spoken, "answer": _rule_answer, "sqa": _rule_sqa, "paraphrase": _rule_paraphrase,
 }

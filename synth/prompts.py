@@ -1,13 +1,16 @@
-"""Prompts the recipes send to an LLM, the JSON each must answer with, and the parsers that check it.
+"""Prompts the recipes send to an LLM, sized for a 135M model: short, few-shot, one item per call, and a
+reply of labelled lines (``Question: ...`` / ``Answer: ...``) that even a small model keeps.
 
-Why structured prompts: one ``Prompt`` carries both the chat text (for vLLM / HTTP / transformers) and
-the task payload, so the offline ``template`` backend (``llm_template.py``) answers the *same* request by
-rules and every backend's output goes through the *same* parser. A reply that fails to parse is retried, then rejected
-with its raw text (see ``llm.generate_validated``).
+Why this shape (measured with the bundled SmolLM2-135M-Instruct on synth/data/instructions_sample.jsonl and
+LibriSpeech-like transcripts): asked for N pairs as JSON, or for a rewrite and an answer in one reply, the
+small model broke the format or answered instead of rewriting; with 2-3 worked examples in the chat, one
+item per call and one labelled line per field, it keeps the format and stays close to its input. Every
+backend (transformers, vLLM, OpenAI-compatible, ray.data.llm, the ``template`` rules) gets the *same*
+``Prompt`` (``messages()``) and every reply goes through the *same* parser and checks (``synth/filters.py``);
+a reply that fails is re-asked, then rejected with its raw text (see ``llm.generate_validated``).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,118 +18,103 @@ from typing import Any
 
 @dataclass
 class Prompt:
-    task: str  # "rewrite" | "sqa" | "paraphrase" | "raw"
+    task: str  # "spoken" | "answer" | "sqa" | "paraphrase" | "raw"
     user: str
     system: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
-    schema: dict[str, Any] | None = None  # JSON schema the reply must follow (guided decoding when supported)
+    schema: dict[str, Any] | None = None  # JSON schema for guided decoding (None: the labelled-line format)
+    shots: list[tuple[str, str]] = field(default_factory=list)  # worked examples: (user, assistant) turns
 
     def messages(self) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system}] if self.system else []
+        for u, a in self.shots:
+            msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
         return msgs + [{"role": "user", "content": self.user}]
 
 
 class ParseError(ValueError):
-    """A model reply that is not the JSON we asked for."""
+    """A model reply that is not what we asked for; ``gate`` names the check for the errors table."""
+
+    def __init__(self, message: str, gate: str = "llm"):
+        super().__init__(message)
+        self.gate = gate
 
 
-# --- schemas ------------------------------------------------------------------------------------
-REWRITE_SCHEMA = {
-    "type": "object",
-    "properties": {"instruction": {"type": "string", "minLength": 1}, "answer": {"type": "string", "minLength": 1}},
-    "required": ["instruction", "answer"],
-}
-QA_SCHEMA = {
-    "type": "object",
-    "properties": {"pairs": {"type": "array", "minItems": 1, "items": {
-        "type": "object",
-        "properties": {"question": {"type": "string", "minLength": 1}, "answer": {"type": "string", "minLength": 1}},
-        "required": ["question", "answer"]}}},
-    "required": ["pairs"],
-}
-PARAPHRASE_SCHEMA = {
-    "type": "object",
-    "properties": {"paraphrases": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}},
-    "required": ["paraphrases"],
-}
-
-SPOKEN_SYSTEM = ("You prepare training data for a voice assistant. Everything you write will be read aloud by a "
-                 "text-to-speech engine: plain sentences only, no lists, markdown, code, symbols or URLs. "
-                 "Reply with JSON only.")
-
-
-def rewrite_prompt(instruction: str, context: str = "", answer: str = "", max_answer_words: int = 60) -> Prompt:
-    """LLaMA-Omni InstructS2S-style: a spoken-style instruction and a concise, speakable answer."""
-    user = (f"Rewrite this instruction the way a person would say it out loud to an assistant, then write a "
-            f"concise spoken answer of at most {max_answer_words} words.\n\nInstruction: {instruction}\n")
-    if context:
-        user += f"Input: {context}\n"
-    if answer:
-        user += f"Reference answer: {answer}\n"
-    user += 'Reply as {"instruction": "...", "answer": "..."}'
-    return Prompt("rewrite", user, SPOKEN_SYSTEM,
-                  {"instruction": instruction, "input": context, "output": answer,
-                   "max_answer_words": max_answer_words},
-                  REWRITE_SCHEMA)
+# --- prompt builders ----------------------------------------------------------------------------------
+SPOKEN_SYSTEM = "You rephrase requests as casual spoken questions. Never answer the request."
+SPOKEN_SHOTS = [
+    ("Request: List three colours of the rainbow.", "Rephrased: Hey, can you name three colours of the rainbow?"),
+    ("Request: Explain how bees make honey.", "Rephrased: Could you tell me how bees make honey?"),
+    ("Request: Summarize the text.\nText: The meeting moved to Friday.",
+     "Rephrased: Can you sum this up for me? The meeting moved to Friday."),
+]
+ANSWER_SYSTEM = "Shorten the answer to one or two plain spoken sentences. Keep its facts."
+ANSWER_SHOTS = [
+    ("Question: List three colours of the rainbow.\nAnswer: Red, orange and yellow are three of the colours of a "
+     "rainbow, which also has green, blue, indigo and violet.", "Short answer: Red, orange and yellow."),
+    ("Question: Why do we sleep?\nAnswer: Sleep lets the body repair itself. It also helps the brain store memories.",
+     "Short answer: Sleep lets the body repair itself and helps the brain store memories."),
+]
+SQA_SYSTEM = "You write quiz questions about a recording. The answer uses the speaker's own words."
+SQA_SHOTS = [
+    ("Recording: The ship sailed into the harbour at dawn.\nAsk about: harbour",
+     "Question: Where did the ship sail at dawn?\nAnswer: Into the harbour."),
+    ("Recording: Fresh bread was sold at the village fair.\nAsk about: bread",
+     "Question: What was sold at the village fair?\nAnswer: Fresh bread."),
+]
+PARAPHRASE_SYSTEM = "You reword requests to a voice assistant. Keep every word in braces, like {text}, unchanged."
+PARAPHRASE_SHOTS = [
+    ("Request: Write down what you hear.\nStart with: Please", "Reworded: Please write down the words you hear."),
+    ("Request: Read this out loud: {text}\nStart with: Could you", "Reworded: Could you say this aloud: {text}"),
+]
+OPENERS = ["Please", "Could you", "Can you", "I'd like you to", "Would you", "Go ahead and"]
 
 
-def sqa_prompt(transcript: str, n: int = 3) -> Prompt:
-    """COSMIC/SALMONN-style: N question-answer pairs answerable from the transcript alone."""
-    user = (f"Here is the transcript of a recording:\n\"{transcript}\"\n\nWrite {n} different questions a listener "
-            f"could answer from this recording alone, each with a short answer that uses the speaker's own words. "
-            'Reply as {"pairs": [{"question": "...", "answer": "..."}]}')
-    return Prompt("sqa", user, SPOKEN_SYSTEM, {"transcript": transcript, "n": n}, QA_SCHEMA)
+def spoken_prompt(instruction: str, context: str = "") -> Prompt:
+    """LLaMA-Omni InstructS2S-style: the instruction the way a person would say it to an assistant."""
+    user = f"Request: {instruction.strip()}" + (f"\nText: {context.strip()}" if context.strip() else "")
+    return Prompt("spoken", user, SPOKEN_SYSTEM, {"instruction": instruction, "input": context}, shots=SPOKEN_SHOTS)
 
 
-def paraphrase_prompt(template: str, n: int = 3) -> Prompt:
-    """Extend the instruction-template pool; every paraphrase must keep the ``{text}`` slot if it has one."""
-    slot = " Keep the placeholder {text} exactly once." if "{text}" in template else ""
-    user = (f"Give {n} different ways to phrase this request to a voice assistant.{slot}\nRequest: {template}\n"
-            'Reply as {"paraphrases": ["..."]}')
-    return Prompt("paraphrase", user, SPOKEN_SYSTEM, {"template": template, "n": n}, PARAPHRASE_SCHEMA)
+def answer_prompt(instruction: str, answer: str, max_answer_words: int = 60) -> Prompt:
+    """A concise spoken answer made from the reference answer (its facts, fewer words)."""
+    user = f"Question: {instruction.strip()}\nAnswer: {answer.strip()}"
+    return Prompt("answer", user, ANSWER_SYSTEM, {"instruction": instruction, "output": answer,
+                                                  "max_answer_words": max_answer_words}, shots=ANSWER_SHOTS)
+
+
+def sqa_prompt(transcript: str, focus: str = "", k: int = 0) -> Prompt:
+    """COSMIC/SALMONN-style: one question about ``focus`` (a word of the transcript) and its short answer.
+
+    One pair per call, a different focus word per pair: the questions vary and stay on the recording.
+    """
+    user = f"Recording: {transcript.strip()}" + (f"\nAsk about: {focus}" if focus else "")
+    return Prompt("sqa", user, SQA_SYSTEM, {"transcript": transcript, "focus": focus, "k": k}, shots=SQA_SHOTS)
+
+
+def paraphrase_prompt(template: str, k: int = 0) -> Prompt:
+    """One rewording of an instruction template, opening with the ``k``-th opener (so rewordings differ)."""
+    opener = OPENERS[k % len(OPENERS)]
+    return Prompt("paraphrase", f"Request: {template.strip()}\nStart with: {opener}", PARAPHRASE_SYSTEM,
+                  {"template": template, "k": k, "opener": opener}, shots=PARAPHRASE_SHOTS)
 
 
 # --- parsing ------------------------------------------------------------------------------------
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+_THINK = re.compile(r"<think>.*?</think>", re.S)
 
 
-def parse_json(text: str, schema: dict[str, Any] | None = None) -> Any:
-    """The first JSON value in a reply (code fences and chatter around it tolerated), checked against ``schema``."""
+def parse_fields(text: str, *keys: str) -> dict[str, str]:
+    """``{key: value}`` from ``Key: value`` lines (case-insensitive, first occurrence, markdown bold tolerated).
+
+    Raises ParseError naming the missing label when a key has no non-empty line.
+    """
     if text is None or not str(text).strip():
         raise ParseError("empty reply")
-    s = str(text)
-    m = _FENCE.search(s)
-    if m:
-        s = m.group(1)
-    start = min([i for i in (s.find("{"), s.find("[")) if i >= 0], default=-1)
-    if start < 0:
-        raise ParseError("no JSON object in the reply")
-    try:
-        value, _ = json.JSONDecoder().raw_decode(s[start:])
-    except json.JSONDecodeError as e:
-        raise ParseError(f"invalid JSON: {e.msg} at char {e.pos}") from e
-    if schema is not None:
-        check_schema(value, schema)
-    return value
-
-
-def check_schema(value: Any, schema: dict[str, Any], where: str = "$") -> None:
-    """The subset of JSON Schema our prompts use: type, properties, required, items, minItems, minLength."""
-    types = {"object": dict, "array": list, "string": str, "number": (int, float), "integer": int, "boolean": bool}
-    t = schema.get("type")
-    if t and not isinstance(value, types[t]):
-        raise ParseError(f"{where}: expected {t}, got {type(value).__name__}")
-    if t == "object":
-        for k in schema.get("required", []):
-            if k not in value:
-                raise ParseError(f"{where}: missing key {k!r}")
-        for k, sub in schema.get("properties", {}).items():
-            if k in value:
-                check_schema(value[k], sub, f"{where}.{k}")
-    elif t == "array":
-        if len(value) < schema.get("minItems", 0):
-            raise ParseError(f"{where}: needs at least {schema['minItems']} items, got {len(value)}")
-        for i, item in enumerate(value):
-            check_schema(item, schema.get("items", {}), f"{where}[{i}]")
-    elif t == "string" and len(value.strip()) < schema.get("minLength", 0):
-        raise ParseError(f"{where}: empty string")
+    s = _THINK.sub("", str(text)).replace("**", "")
+    out: dict[str, str] = {}
+    for key in keys:
+        m = re.search(rf"^[ \t>*-]*{re.escape(key)}\s*:[ \t]*(.+)$", s, re.I | re.M)
+        if not m or not m.group(1).strip():
+            raise ParseError(f"no '{key}:' line in the reply")
+        out[key] = m.group(1).strip().strip('"').strip()
+    return out

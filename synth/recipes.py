@@ -14,17 +14,21 @@ from typing import Any
 
 from .crossmodal import load_templates
 from .export import export_hf_chat
+from .llm import TEMPLATE_NOTE, describe_llm
 from .paraphrase import Paraphraser
 
-GATE_KEYS = ("gates", "min_grounding", "dedup_threshold", "max_words", "max_answer_words", "attempts")
+GATE_KEYS = ("gates", "min_grounding", "min_question_grounding", "min_answer_grounding", "min_request_overlap",
+             "dedup_threshold", "max_words", "max_answer_words", "attempts")
 
 
-def extend_templates(ctx: Any, llm: dict[str, Any] | None = None, per_template: int = 2, dest: str = "templates.json",
-                     base: str | None = None, gen: dict[str, Any] | None = None) -> str:
-    """Write ``OUT/<dest>``: the base pool plus validated LLM paraphrases (a ``tts`` one must keep ``{text}``)."""
+def extend_templates(ctx: Any, llm: dict[str, Any] | None = None, per_template: int = 1, dest: str = "templates.json",
+                     base: str | None = None, gen: dict[str, Any] | None = None,
+                     max_templates: int | None = None) -> str:
+    """Write ``OUT/<dest>``: the base pool plus validated LLM paraphrases (a ``tts`` one must keep ``{text}``)
+    of the first ``max_templates`` templates per task (all when None)."""
     pool = load_templates(base)
-    paraphraser = Paraphraser(llm=llm or {"backend": "template"}, gen=gen, seed=getattr(ctx, "seed", 0))
-    extended = paraphraser.extend(pool, per_template)
+    paraphraser = Paraphraser(llm=llm, gen={"max_tokens": 32, **(gen or {})}, seed=getattr(ctx, "seed", 0))
+    extended = paraphraser.extend(pool, per_template, max_templates)
     path = Path(ctx.out_dir) / dest
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(extended, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -39,19 +43,23 @@ def card_info(recipe: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"recipe": getattr(recipe, "name", "?"), "recipe_path": getattr(recipe, "path", ""),
                             "seed": getattr(recipe, "seed", 0), "gates": {}}
     llms, tts = [], []
+    for hook in getattr(recipe, "prepare", None) or []:
+        if "llm" in (getattr(hook, "params", None) or {}):
+            llms.append(describe_llm(hook.params["llm"]) + " (template pool paraphrases)")
     for st in getattr(recipe, "stages", []):
         p = dict(st.params or {})
         if "llm" in p:
-            spec = dict(p["llm"] or {})
-            llms.append(f"{spec.get('backend', 'template')}:{spec.get('model_path') or spec.get('model') or 'rules'}")
+            llms.append(describe_llm(p["llm"]))
         if st.uses in ("tts", "slmfactory.synth.tts_stage:TtsStage"):
-            backend = f"{p.get('backend', 'espeak')} {p.get('backend_params') or ''}".strip()
+            backend = f"{p.get('backend', 'piper')} {p.get('backend_params') or ''}".strip()
             tts.append(f"{backend} voices={p.get('voices') or 'all'}")
-            p.setdefault("gates", {"text": {}, "duration": {}, "rate": {}, "align": {}})
+            p.setdefault("gates", {"text": {}, "duration": {}, "rate": {}, "wer": {}})
         kept = {k: p[k] for k in GATE_KEYS if k in p}
         if kept:
             info["gates"][st.name] = kept
-    info["llm"] = ", ".join(llms) or "none"
+    info["llm"] = "; ".join(dict.fromkeys(llms)) or "none"
+    if any(x.startswith("template") for x in llms):
+        info["llm_note"] = f"Rows of this run were {TEMPLATE_NOTE}."
     info["tts"] = "; ".join(tts) or "none"
     return info
 

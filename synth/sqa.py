@@ -1,8 +1,11 @@
 """The ``synth_sqa`` stage: COSMIC/SALMONN-style spoken question answering from transcripts.
 
-Why grounding and dedup gates: SQA recipes keep only answers found in the transcript (a model that
-answers from its own knowledge teaches the speech LM to ignore the audio) and de-duplicate questions
-of one recording, which LLMs repeat.
+Why one question per call, each about a different word of the transcript: a small model asked for N pairs
+at once repeats one template or breaks the format; a focus word per call makes the questions vary and keeps
+them on the recording. Why grounding and dedup gates: SQA recipes keep only answers found in the transcript
+(a model that answers from its own knowledge teaches the speech LM to ignore the audio) and de-duplicate
+questions of one recording, which LLMs repeat. An ungrounded or malformed reply is re-asked (bounded), then
+rejected with its raw text.
 """
 from __future__ import annotations
 
@@ -11,10 +14,9 @@ from typing import Any
 
 from ..manifests.schema import dumps_meta
 from ..stages.base import Row, reject
-from . import filters, gates
-from .llm import Outcome
+from . import filters
 from .llm_stage import LlmStage
-from .prompts import ParseError, Prompt, parse_json, sqa_prompt
+from .prompts import ParseError, Prompt, parse_fields, sqa_prompt
 from .rows import fill_audio_info, load_meta, messages_json, where
 
 
@@ -27,79 +29,99 @@ def windows(text: str, window_words: int, stride: int | None = None) -> list[str
             if words[s:s + window_words]]
 
 
-class SqaStage(LlmStage):
-    """COSMIC/SALMONN-style spoken QA: per transcript (or window), N question-answer pairs as JSON.
+def readable(transcript: str) -> str:
+    """An all-caps transcript (LibriSpeech) in sentence case, with a full stop: what models read best."""
+    t = " ".join((transcript or "").split())
+    if t and t.upper() == t:
+        t = t.lower()
+        t = t[0].upper() + t[1:]
+    return t if not t or t[-1] in ".!?" else t + "."
 
-    Each pair becomes a row ``<id>-qa<k>`` (the recording + the question -> the answer). Pairs whose
-    answer is not grounded in the transcript (share of content words found < ``min_grounding``) or whose
-    question near-duplicates an earlier one of the same recording (cosine >= ``dedup_threshold`` on
-    hashed character n-grams, faiss) become rejected rows with the value, so the errors table counts them.
+
+class SqaStage(LlmStage):
+    """COSMIC/SALMONN-style spoken QA: per transcript (or window), N question-answer pairs, one LLM call each.
+
+    Each pair becomes a row ``<id>-qa<j>`` (the recording + the question -> the answer). A reply is checked
+    (``Question:``/``Answer:`` lines, English-looking, question ends with "?", neither copies the whole
+    transcript, the answer says more than the question's words, no negation the transcript lacks, answer content words found in the transcript >=
+    ``min_grounding``, question's >= ``min_question_grounding``) and re-asked up to ``attempts`` times; a pair that never passes, or whose
+    question near-duplicates an earlier one of the same recording (cosine >= ``dedup_threshold`` on hashed
+    character n-grams, faiss), becomes a rejected row with the reason and the raw reply.
     """
 
     name = "synth_sqa"
 
     def __init__(self, n_pairs: int = 3, window_words: int = 150, window_stride: int | None = None,
-                 min_grounding: float = 0.5, dedup_threshold: float = 0.9, speak_question: bool = False, **kw: Any):
+                 min_grounding: float = 0.5, min_question_grounding: float = 0.5, dedup_threshold: float = 0.9,
+                 max_answer_words: int = 30, speak_question: bool = False, **kw: Any):
         super().__init__(**kw)
         self.n, self.window_words, self.window_stride = int(n_pairs), int(window_words), window_stride
-        self.min_grounding, self.dedup_threshold, self.speak_question = min_grounding, dedup_threshold, speak_question
+        self.min_grounding, self.min_question_grounding = min_grounding, min_question_grounding
+        self.dedup_threshold, self.max_answer_words, self.speak_question = dedup_threshold, max_answer_words, \
+            speak_question
 
-    def parse(self, prompt: Prompt, raw: str) -> list[dict[str, str]]:
-        v = parse_json(raw, prompt.schema)
-        pairs = []
-        for k, p in enumerate(v["pairs"]):
-            for key in ("question", "answer"):
-                g = gates.text_gate(p[key])
-                if not g.passed:
-                    raise ParseError(f"pairs[{k}].{key}: {g.reason()}")
-            pairs.append({"question": p["question"].strip(), "answer": p["answer"].strip()})
-        return pairs
+    def parse(self, prompt: Prompt, raw: str) -> dict[str, Any]:
+        v = parse_fields(raw, "Question", "Answer")
+        q, a, t = v["Question"], v["Answer"], prompt.payload["transcript"]
+        why = filters.reply_problem(q, 3, 30) or filters.reply_problem(a, 1, self.max_answer_words)
+        if why:
+            raise ParseError(why)
+        if not q.endswith("?"):
+            raise ParseError("the question does not end with '?'")
+        if filters.copies(q, t) or filters.copies(a, t):
+            raise ParseError("copies the whole transcript")
+        if set(filters.content_words(a)) <= set(filters.content_words(q)):
+            raise ParseError("the answer only repeats words of the question")
+        if filters.negations(a) - filters.negations(t):
+            raise ParseError(f"the answer {a[:60]!r} adds a negation the transcript does not have", gate="grounding")
+        score, qscore = filters.grounding(a, t), filters.grounding(q, t)
+        if score < self.min_grounding:
+            raise ParseError(f"answer {a[:60]!r} has {score:.2f} of its content words in the transcript "
+                             f"(< {self.min_grounding})", gate="grounding")
+        if qscore < self.min_question_grounding:
+            raise ParseError(f"question {q[:60]!r} has {qscore:.2f} of its content words in the transcript "
+                             f"(< {self.min_question_grounding})", gate="grounding")
+        return {"question": q, "answer": a, "grounding": round(score, 3)}
 
     def process(self, rows: list[Row]) -> list[Row]:
         out: list[list[dict[str, Any]]] = [[] for _ in rows]
-        jobs: list[tuple[int, int, str]] = []
+        jobs: list[tuple[int, int]] = []  # (row index, window index)
+        prompts: list[Prompt] = []
         for i, row in enumerate(rows):
             wins = windows(row.get("text") or "", self.window_words, self.window_stride)
             bad = fill_audio_info(row) if row.get("audio_path") else None
             if not wins or bad:
                 out[i] = [reject(row, self.name, bad or f"{where(row)}: no transcript; run an asr stage first")]
                 continue
-            jobs += [(i, w, t) for w, t in enumerate(wins)]
-        prompts = [sqa_prompt(t, self.n) for _, _, t in jobs]
+            for w, t in enumerate(wins):
+                t = readable(t)
+                for k, focus in enumerate(filters.focus_words(t, self.n)):
+                    jobs.append((i, w))
+                    prompts.append(sqa_prompt(t, focus, k))
         results = self.ask(prompts, self.parse)
-        pairs: list[list[tuple[int, dict[str, str], str]]] = [[] for _ in rows]
-        failures: list[list[tuple[int, Outcome]]] = [[] for _ in rows]
-        for (i, w, t), o in zip(jobs, results):
+        done = [0] * len(rows)
+        questions: list[list[tuple[int, str]]] = [[] for _ in rows]  # (position in out[i], question)
+        for (i, w), o in zip(jobs, results):
+            row = rows[i]
+            j, done[i] = done[i], done[i] + 1
+            meta = load_meta(row)
+            meta.update(window=w, sqa_source_id=row["id"])
+            r = dict(row, id=f"{row['id']}-qa{j}", task="sqa", gate=None, meta=dumps_meta(meta))
             if o.value is None:
-                failures[i].append((w, o))
-            else:
-                pairs[i] += [(w, p, t) for p in o.value]
-        for i, row in enumerate(rows):
-            if out[i]:
+                out[i].append(self.llm_error(r, o))
                 continue
-            if not pairs[i]:
-                out[i] = [self.llm_error(row, failures[i][0][1])]
-                continue
-            for w, o in failures[i]:  # a failed window of a long transcript is reported, not skipped
-                out[i].append(self.llm_error(dict(row, id=f"{row['id']}-w{w}", task="sqa"), o))
-            dups = filters.near_duplicates([p["question"] for _, p, _ in pairs[i]], self.dedup_threshold)
-            for k, (w, p, t) in enumerate(pairs[i]):
-                msgs = [{"role": "user", "text": None, "audio": row.get("audio_path")},
-                        {"role": "user", "text": p["question"], "audio": None, "speak": self.speak_question},
-                        {"role": "assistant", "text": p["answer"], "audio": None}]
-                meta = load_meta(row)
-                meta.update(window=w, sqa_source_id=row["id"])
-                r = dict(row, id=f"{row['id']}-qa{k}", task="sqa", messages=messages_json(msgs), gate=None,
-                         meta=dumps_meta(meta))
-                score = filters.grounding(p["answer"], t)
-                if k in dups:
-                    j, sim = dups[k]
-                    reject(r, self.name, f"gate dedup: question {p['question']!r} near-duplicates pair {j} "
-                           f"(cosine {sim:.3f} >= {self.dedup_threshold})")
-                elif score < self.min_grounding:
-                    reject(r, self.name, f"gate grounding: answer {p['answer'][:60]!r} has {score:.2f} of its "
-                           f"content words in the transcript (< {self.min_grounding})")
-                else:
-                    r["gate"] = json.dumps({"grounding": round(score, 3)})
-                out[i].append(r)
+            p = o.value
+            r["messages"] = messages_json([
+                {"role": "user", "text": None, "audio": row.get("audio_path")},
+                {"role": "user", "text": p["question"], "audio": None, "speak": self.speak_question},
+                {"role": "assistant", "text": p["answer"], "audio": None}])
+            r["gate"] = json.dumps({"grounding": p["grounding"]})
+            questions[i].append((len(out[i]), p["question"]))
+            out[i].append(r)
+        for i, qs in enumerate(questions):
+            for k, (j, sim) in filters.near_duplicates([q for _, q in qs], self.dedup_threshold).items():
+                r = out[i][qs[k][0]]
+                r["gate"] = None
+                reject(r, self.name, f"gate dedup: question {qs[k][1]!r} near-duplicates {out[i][qs[j][0]]['id']} "
+                       f"(cosine {sim:.3f} >= {self.dedup_threshold})")
         return [r for rs in out for r in rs]
