@@ -15,16 +15,19 @@ from rich.table import Table
 
 from .recipe import PACKAGED
 
-# (title, recipe name, corpus shape it reads, overrides) - run in this order
-DEMO_STEPS: list[tuple[str, str, str, dict[str, Any]]] = [
-    ("ingest podcasts (VAD)", "ingest", "podcasts", {"kind": "podcasts", "max_seconds": 8.0}),
-    ("ingest librilight (known spans)", "ingest", "librilight", {"kind": "librilight", "max_seconds": 8.0}),
-    ("ingest bad-input folder", "ingest", "bad", {"kind": "folder"}),
-    ("speech units", "units", "librispeech", {"kind": "librispeech"}),
-    ("interleaved speech-text", "interleaved", "librispeech", {"kind": "librispeech"}),
-    ("cross-modal instructions", "synth_crossmodal", "librispeech", {"kind": "librispeech"}),
-    ("spoken instructions", "synth_instruct", "instructions", {}),
-    ("spoken QA", "synth_sqa", "librispeech", {"kind": "librispeech"}),
+# (title, recipe name, corpus shape it reads, output folder, overrides) - run in this order
+DEMO_STEPS: list[tuple[str, str, str, str, dict[str, Any]]] = [
+    ("ingest podcasts (VAD, quality)", "ingest", "podcasts", "ingest_podcasts", {"kind": "podcasts", "max_seconds": 8.0}),
+    ("ingest librilight (known spans)", "ingest", "librilight", "ingest_librilight",
+     {"kind": "librilight", "max_seconds": 8.0}),
+    ("ingest bad-input folder", "ingest", "bad", "ingest_bad", {"kind": "folder"}),
+    ("speech units", "units", "librispeech", "units", {"kind": "librispeech"}),
+    ("interleaved speech-text", "interleaved", "librispeech", "interleaved", {"kind": "librispeech"}),
+    ("interleaved, podcasts transcribed by Whisper", "interleaved", "podcasts", "interleaved_podcasts",
+     {"kind": "podcasts", "max_seconds": 8.0}),
+    ("cross-modal instructions (LLM)", "synth_crossmodal", "librispeech", "synth_crossmodal", {"kind": "librispeech"}),
+    ("spoken instructions (LLM + Piper)", "synth_instruct", "instructions", "synth_instruct", {}),
+    ("spoken QA (LLM + Piper)", "synth_sqa", "librispeech", "synth_sqa", {"kind": "librispeech"}),
 ]
 
 
@@ -54,11 +57,11 @@ def run_demo(out: Path, executor: str = "ray", console: Console | None = None) -
     out = Path(out)
     corpora = make_corpora(out / "corpus", console)
     results: list[dict[str, Any]] = []
-    for title, recipe, shape, extra in DEMO_STEPS:
+    for title, recipe, shape, folder, extra in DEMO_STEPS:
         if not (PACKAGED / f"{recipe}.yaml").exists():
             results.append({"step": title, "status": "skipped (recipe not in this checkout)"})
             continue
-        run_out = out / (recipe if recipe != "ingest" else f"ingest_{shape}")
+        run_out = out / folder
         overrides = {("root" if recipe == "ingest" else "corpus"): str(corpora[shape]), "out": str(run_out), **extra}
         console.rule(f"[bold]{title}[/] — pipelines/{recipe}.yaml")
         t0 = time.time()
