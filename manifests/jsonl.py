@@ -1,12 +1,12 @@
 """JSONL manifests: one JSON object per line with ``audio_path`` and optional fields."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Iterable, Iterator
 
 from .corpus import Corpus
-from .discovery import check_root, files_with_suffix, make_item, path_problem, read_lines, rejected
+from .discovery import check_root, files_with_suffix, make_item, path_problem, rejected
+from .json_lines import json_objects
 from .schema import seconds_problem
 
 AUDIO_KEYS = ("audio_path", "audio_filepath")  # ours, NeMo's
@@ -51,24 +51,10 @@ class Jsonl(Corpus):
         for path in files_with_suffix(root, (".jsonl", ".jsonl.gz")):
             base = os.path.dirname(path)
             stem = os.path.basename(path).split(".")[0]
-            for lineno, raw, err in read_lines(path):
-                where = f"{path}:{lineno}"
+            for lineno, where, obj, err in json_objects(path):
                 key = f"{stem}-{lineno:06d}"
                 if err is not None:
                     yield rejected(source, None, key, err, input=where)
-                    continue
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except Exception as e:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError (deep nesting)
-                    yield rejected(source, None, key, f"{where}: not valid JSON ({str(e)[:200]}); fix the line "
-                                   f"(one JSON object per line) or remove it", input=where)
-                    continue
-                if not isinstance(obj, dict) or not obj:
-                    got = "an empty object" if isinstance(obj, dict) else type(obj).__name__
-                    yield rejected(source, None, key, f"{where}: expected a non-empty JSON object, got {got}; "
-                                   f"write one object per line", input=where)
                     continue
                 try:
                     yield _item(obj, source, base, key, where, **opts)

@@ -12,13 +12,13 @@ relative to the cut), recording, type: MonoCut}``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Iterator
 
 from .corpus import Corpus
-from .discovery import check_root, files_with_suffix, make_item, path_problem, read_lines, rejected
+from .discovery import check_root, files_with_suffix, make_item, path_problem, rejected
+from .json_lines import json_objects
 from .schema import seconds_problem
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -122,22 +122,8 @@ def _file_kind(path: str) -> str | None:
 
 
 def _objects(path: str) -> Iterator[tuple[str, dict[str, Any], str | None]]:
-    for lineno, raw, err in read_lines(path):
-        where = f"{path}:{lineno}"
-        if err is not None:
-            yield where, {}, err
-            continue
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except Exception as e:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError (deep nesting)
-            yield where, {}, f"{where}: not valid JSON ({str(e)[:200]}); fix or remove the line"
-            continue
-        if not isinstance(obj, dict):
-            yield where, {}, f"{where}: expected a JSON object, got {type(obj).__name__}; fix the line"
-            continue
-        yield where, obj, None
+    for _, where, obj, err in json_objects(path):
+        yield where, obj or {}, err
 
 
 def _safe(make: Any, obj: dict[str, Any], *args: Any) -> dict[str, Any]:
