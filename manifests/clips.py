@@ -20,7 +20,8 @@ def flac_clip(path: str, start: float | None = None, duration: float | None = No
     """``[start, start+duration)`` of ``path`` as mono 16-bit FLAC at ``sampling_rate`` (None: the file's own).
 
     ``keep_whole_flac=True`` embeds a FLAC file as it is when the clip is the whole file (no start and no
-    duration, or a duration within 10 ms of the file's): no decode, no re-encode, whatever its rate.
+    duration, or a duration within 10 ms of the file's) and already mono at ``sampling_rate``: no decode, no
+    re-encode. Any other file is resampled, so one export never mixes rates.
     """
     import soundfile as sf
 
@@ -28,7 +29,8 @@ def flac_clip(path: str, start: float | None = None, duration: float | None = No
 
     if keep_whole_flac and path.lower().endswith(".flac") and not start:
         info = sf.info(path)
-        if duration is None or abs(info.frames / info.samplerate - float(duration)) < 0.01:
+        same_format = info.channels == 1 and sampling_rate in (None, info.samplerate)
+        if same_format and (duration is None or abs(info.frames / info.samplerate - float(duration)) < 0.01):
             return Path(path).read_bytes()
     sr = sampling_rate or probe(path).sample_rate
     wav, _ = load_audio(path, float(start or 0.0), duration, target_sr=sr)

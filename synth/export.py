@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from ..manifests import card
 from ..manifests.clips import examples, flac_clip
+from ..manifests.schema import TARGET_SAMPLE_RATE
 
 GATE_RX = re.compile(r"\bgate (\w+):")
 KEEP = ["id", "task", "source", "speaker", "voice", "text", "duration"]
@@ -58,6 +59,7 @@ def row_example(row: dict[str, Any]) -> dict[str, Any]:
             if a not in index:
                 seg = a == row.get("audio_path")
                 data = flac_clip(a, row.get("start") if seg else None, row.get("duration") if seg else None,
+                                 sampling_rate=int(row.get("tts_sample_rate") or TARGET_SAMPLE_RATE),
                                  keep_whole_flac=True)
                 index[a] = len(clips)
                 clips.append({"bytes": data, "path": f"{row['id']}_{len(clips)}.flac"})
