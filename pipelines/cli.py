@@ -14,7 +14,7 @@ from typing import Any, Optional
 import typer
 
 from ..manifests.registry import CORPORA
-from . import cli_slm, cli_stages, cli_synth, cli_tokenize
+from . import cli_export, cli_report, cli_slm, cli_stages, cli_synth, cli_tokenize
 from .console import ALLOW_CODE_HELP, EXECUTOR_HELP, FORCE_HELP, _fail, _run, console
 
 app = typer.Typer(
@@ -97,23 +97,6 @@ def inspect_cmd(path: Path = typer.Argument(..., help="a run folder, a manifest 
     inspect_path(path, console)
 
 
-@app.command()
-def export(
-    path: Path = typer.Argument(..., help="a run folder or manifest folder"),
-    to: str = typer.Option(..., "--to", help="hf (a datasets folder with an Audio feature) or lhotse (JSONL.gz)"),
-    out: Path = typer.Option(..., "-o", "--out", help="where to write the export"),
-) -> None:
-    """Export a manifest as a Hugging Face dataset (load_from_disk) or Lhotse manifests."""
-    from ..manifests.export import TARGETS, export as do_export
-
-    if to not in TARGETS:
-        _fail(f"--to must be {' or '.join(TARGETS)}, got {to!r}")
-    if not path.exists():
-        _fail(f"{path}: not found")
-    result = do_export(path, to, out)
-    console.print(f"exported to [bold]{result or out}[/]")
-
-
 corpus_app = typer.Typer(help="Corpus layouts: describe the kinds, or generate small corpora with known truth "
                               "(espeak-ng).", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
@@ -150,7 +133,7 @@ def demo(
     run_demo(out, executor=executor, console=console)
 
 
-for _verbs in (cli_tokenize, cli_stages, cli_synth, cli_slm):  # each adds its verbs (kmeans, bpe, align, synth, slm)
+for _verbs in (cli_tokenize, cli_stages, cli_synth, cli_slm, cli_export, cli_report):  # each adds its verbs
     _verbs.register(app)
 
 

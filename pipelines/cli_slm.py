@@ -27,39 +27,9 @@ def train_cmd(
     typer.echo(json.dumps(res, indent=1))
 
 
-@slm_app.command("generate")
-def generate_cmd(
-    ckpt: Path = typer.Argument(..., help="folder written by `slmfactory slm train`"),
-    prompt: str = typer.Option(..., help="comma-separated token ids"),
-    max_new_tokens: int = typer.Option(150), temperature: float = typer.Option(0.8),
-    top_k: int = typer.Option(25), seed: int = typer.Option(0),
-) -> None:
-    """Continue a prompt of token ids; prints the new ids."""
-    from ..slm.evaluate import generate
-    from ..slm.train import load_model
-
-    model, _ = load_model(ckpt)
-    ids = [int(x) for x in prompt.split(",") if x.strip()]
-    typer.echo(",".join(map(str, generate(model, ids, max_new_tokens, temperature, top_k, seed))))
-
-
-@slm_app.command("eval")
-def eval_cmd(
-    ckpt: Path = typer.Argument(...),
-    pairs: Path = typer.Argument(..., help='JSONL of {"positive": [ids], "negative": [ids]} (sWUGGY/sBLIMP/sSC style)'),
-    out: Optional[Path] = typer.Option(None, "-o", help="write the result JSON here"),
-) -> None:
-    """Pair accuracy: share of pairs whose positive has the lower mean NLL (ties 0.5)."""
-    from ..slm.evaluate import load_pairs, pair_accuracy
-    from ..slm.train import load_model
-
-    model, _ = load_model(ckpt)
-    p = load_pairs(pairs)
-    res = {"pairs": len(p), "accuracy": pair_accuracy(model, p)}
-    if out:
-        out.write_text(json.dumps(res))
-    typer.echo(json.dumps(res))
-
-
 def register(app: typer.Typer) -> None:
+    from . import cli_slm_bench, cli_slm_infer
+
+    for verbs in (cli_slm_infer, cli_slm_bench):  # generate | eval, pairs (each module adds its verbs to `slm`)
+        verbs.register(slm_app)
     app.add_typer(slm_app, name="slm")
