@@ -51,6 +51,8 @@ STAGE_COLUMNS: dict[str, pa.DataType] = {
     "aligner": pa.string(),
     "format": pa.string(),
     "tokens": pa.list_(pa.int32()),
+    "alt_formats": pa.list_(pa.string()),  # interleave: the row's other formats (pack_shards may pick one)
+    "alt_tokens": pa.list_(pa.list_(pa.int32())),
     "loss_mask": pa.list_(pa.int8()),
     # stages/ quality filters (dnsmos, speech_filter)
     "dnsmos_sig": pa.float64(),  # DNSMOS P.835 speech signal quality, 1..5

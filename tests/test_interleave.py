@@ -151,15 +151,22 @@ def test_interleaved_decodes_back_to_words_and_units(spm_dir):
 
 
 def test_stage_formats_proportions_and_reproducibility(spm_dir):
+    """The stage draws each row's format with probability ~ share / length (so TOKEN shares, not row shares,
+    follow the mixture in expectation; a per-row draw by share gave text 0.08 of the tokens for 0.20 configured)
+    and keeps the row's other formats for the packer, which makes the shares exact (next tests)."""
     rows = unit_rows(600)
     mixture = {"text": 0.2, "interleaved": 0.54, "speech": 0.25, "speech_text": 0.01}
     stage = InterleaveStage(text_tokenizer=str(spm_dir), num_units=K, seed=7, mixture=mixture)
     out = stage(columns(rows))
     assert out["error"] == [None] * len(rows)
-    share = Counter(out["format"])
+    tokens = Counter()
+    for f, t in zip(out["format"], out["tokens"]):
+        tokens[f] += len(t)
     total = sum(mixture.values())
     for f, w in mixture.items():
-        assert abs(share[f] / len(rows) - w / total) < 0.06, (f, share)
+        assert abs(tokens[f] / sum(tokens.values()) - w / total) < 0.06, (f, tokens)
+    for f, alt in zip(out["format"], out["alt_formats"]):  # every row here has words and times: all formats
+        assert sorted([f] + list(alt)) == sorted(mixture)
     # same seed -> same output, whatever the batching; another seed -> different choices
     halves = [stage(columns(rows[:250])), stage(columns(rows[250:]))]
     assert halves[0]["format"] + halves[1]["format"] == out["format"]
@@ -193,6 +200,15 @@ def test_bad_rows_are_rejected_not_lost(spm_dir):
     out = stage(columns(rows))
     assert len(out["id"]) == 3
     assert "num_units" in out["error"][0] and "tokenize" in out["error"][1] and out["error"][2] is None
+    # a row without transcript takes the formats it can (speech) instead of being rejected; none possible: rejected
+    rows = unit_rows(2)
+    rows[0].update(words=[], text=None)
+    rows[1].update(words=[])  # transcript but no word times: every format but interleaved
+    out = InterleaveStage(text_tokenizer=str(spm_dir), num_units=K)(columns(rows))
+    assert out["error"] == [None, None] and out["format"][0] == "speech" and list(out["alt_formats"][0]) == []
+    assert sorted([out["format"][1], *out["alt_formats"][1]]) == ["speech", "text"]
+    out = InterleaveStage(text_tokenizer=str(spm_dir), num_units=K, mixture={"text": 1.0})(columns(rows[:1]))
+    assert "needs a transcript" in out["error"][0]
 
 
 # --- packing ---------------------------------------------------------------------------------------
@@ -224,8 +240,9 @@ def test_pack_blocks_info_and_readers(spm_dir, tmp_path):
     assert disk["special_tokens"]["[EOS]"] == stage.vocab.eos_id and disk["unit_offset"] == stage.vocab.unit_offset
     assert disk["unit_tokenizer"] == ["fake-50hz"] and disk["text_tokenizer"]["kind"] == "sentencepiece"
     assert sum(f["rows"] for f in disk["formats"].values()) == 40
-    assert disk["tokens"]["per_format"] == {f: sum(len(t) for t, g in zip(out["tokens"], out["format"]) if g == f)
-                                            for f in set(out["format"])}
+    # the packer picks one of each row's formats (the stage's draw or an alternative) to honour token shares
+    candidates = [{f: list(t), **{a: list(b) for a, b in zip(af, at)}}
+                  for f, t, af, at in zip(out["format"], out["tokens"], out["alt_formats"], out["alt_tokens"])]
     # every block is full length; un-padding and splitting on EOS gives the sequences back, in order
     import polars as pl
 
@@ -242,7 +259,11 @@ def test_pack_blocks_info_and_readers(spm_dir, tmp_path):
             cur = []
         else:
             cur.append(t)
-    assert docs == [list(t) for t in out["tokens"]]
+    assert len(docs) == len(candidates) and all(d in c.values() for d, c in zip(docs, candidates))
+    picked = Counter()
+    for d, c in zip(docs, candidates):
+        picked[next(f for f, t in c.items() if t == d)] += len(d)
+    assert disk["tokens"]["per_format"] == dict(picked)
     first_pos = df["position_ids"].to_list()[0]
     assert first_pos[0] == 0 and first_pos[1] == 1
     # the trainer's reader
@@ -272,6 +293,41 @@ def test_aligned_speech_interleaves_end_to_end(spm_dir):
     assert all(w in u.text.split() for w in text_words)
     speech = [x for k, p in dec if k == "speech" for x in p]
     assert all(0 <= x < K for x in speech)
+
+
+def test_mixture_is_honoured_per_token_whatever_the_sharding(spm_dir, tmp_path):
+    """200 rows with 50 Hz units (speech ~10x longer than its text): per-row draws by share would give text
+    well under half its configured tokens; the packed token shares land within 0.03 of the mixture, and the
+    same rows written as 1 or 3 shards pack to the same blocks and the same counts."""
+    rows = unit_rows(200, dedup=False)
+    mixture = {"text": 0.2, "interleaved": 0.54, "speech": 0.25}
+    out = InterleaveStage(text_tokenizer=str(spm_dir), num_units=K, seed=3, mixture=mixture)(columns(rows))
+    out.pop("error"), out.pop("error_stage")
+    length = Counter()
+    for f, t, af, at in zip(out["format"], out["tokens"], out["alt_formats"], out["alt_tokens"]):
+        length[f] += len(t)
+        for a, b in zip(af, at):
+            length[a] += len(b)
+    per_row = {f: w * length[f] / sum(v * length[g] for g, v in mixture.items()) for f, w in mixture.items()}
+    assert per_row["text"] < 0.1  # what drawing formats per row would give
+    import polars as pl
+
+    packed = []
+    for n, cuts in enumerate([(0, 200), (0, 64, 128, 200), (0, 1, 151, 200)]):
+        run = tmp_path / f"run{n}"
+        (run / "manifest").mkdir(parents=True)
+        for s, (a, b) in enumerate(zip(cuts, cuts[1:])):
+            part = {k: v[a:b] for k, v in out.items()}
+            pq.write_table(table_from_rows(part), run / "manifest" / f"shard-{s:05d}.parquet")
+        info = pack_shards(Ctx(run), text_tokenizer=str(spm_dir), num_units=K, context_length=512, quiet=True,
+                           mixture=mixture)
+        total = sum(mixture.values())
+        for f, w in mixture.items():
+            assert abs(info["formats"][f]["token_share"] - w / total) <= 0.03, info["formats"]
+            assert info["formats"][f]["configured_share"] == pytest.approx(w / total)
+        df = pl.read_parquet(str(run / "packed" / "*.parquet"))
+        packed.append((df["input_ids"].to_list(), df["position_ids"].to_list(), info["formats"], info["tokens"]))
+    assert packed[0] == packed[1] == packed[2]
 
 
 def test_mixture_key_order_does_not_change_choices(spm_dir):
