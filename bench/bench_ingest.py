@@ -7,9 +7,12 @@ Compares, in one run, on the demo corpus scaled 1x and 10x:
   * ours     - `run_recipe("ingest")` on the embedded Ray (streaming, all cores, VAD stepping
     up to 64 parallel streams of a file as one batch).
 Peak RSS of each path is measured in a fresh subprocess (ru_maxrss of that process and its
-children), so the 10x run shows whether memory grows with the corpus. Medians over --repeats.
+children), so the 10x run shows whether memory grows with the corpus. The driver's own peak
+(ru_maxrss of the driver process alone: Ray workers write the shards, the driver only collects
+counts) is printed apart: it must stay flat from 1x to 10x. Medians over --repeats.
 
-    python bench/bench_ingest.py [--repeats 3] [--scales 1 10]
+    python bench/bench_ingest.py [--repeats 3] [--scales 1 10] [--modes baseline ours]
+    python bench/bench_ingest.py --repeats 1 --modes ours        # the driver-memory check alone
 """
 from __future__ import annotations
 
@@ -47,16 +50,24 @@ else:
     from slmfactory.pipelines.runner import _init_ray, run_recipe
     _init_ray(None)  # embedded Ray start-up, timed separately: a cluster or a long run pays it once
     startup = time.time() - t0
-    res = run_recipe("ingest", {"kind": "podcasts", "root": root, "out": out, "max_seconds": 8.0, "shard_size": 4})
+    if mode == "driver":  # the driver-memory check: decode + VAD only (DNSMOS would take most of the time)
+        light = out + ".yaml"
+        open(light, "w").write(f"name: ingest_light\ninput: {{kind: podcasts, root: '{root}'}}\noutput: '{out}'\n"
+                               "shard_size: 4\nstages:\n  - {uses: decode, batch_size: 4}\n"
+                               "  - {uses: vad_segment, params: {max_seconds: 8.0}, batch_size: 4}\n")
+        res = run_recipe(light)
+    else:
+        res = run_recipe("ingest", {"kind": "podcasts", "root": root, "out": out, "max_seconds": 8.0, "shard_size": 4})
     import polars as pl
     man = pl.read_parquet(os.path.join(out, "manifest", "*.parquet"))
     segs = man.height
     seconds = sum(json.load(open(os.path.join(root, "_seconds.json"))).values())
 wall = time.time() - t0
 startup = locals().get("startup", 0.0)
-rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rss = max(driver, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print("RESULT" + json.dumps({"seconds": seconds, "wall": wall, "startup": startup, "segments": segs,
-                             "rss_mb": rss / 1024}))
+                             "rss_mb": rss / 1024, "driver_rss_mb": driver / 1024}))
 """
 
 
@@ -94,6 +105,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10])
+    ap.add_argument("--modes", nargs="+", default=["baseline", "ours"], choices=["baseline", "ours", "driver"],
+                    help="driver: the quick driver-memory check (decode + VAD only, driver peak RSS at each scale)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
     print(f"machine: {os.cpu_count()} CPUs; corpus: podcast-shaped espeak-ng episodes, VAD max 8 s")
@@ -102,20 +115,31 @@ def main() -> None:
         for scale in args.scales:
             total = make_corpus(work / "corpus", scale)
             root = work / "corpus" / f"x{scale}"
-            res = {m: [measure(m, root, work) for _ in range(args.repeats)] for m in ("baseline", "ours")}
+            res = {m: [measure(m, root, work) for _ in range(args.repeats)] for m in args.modes}
             med = {m: statistics.median(r["seconds"] / r["wall"] for r in rs) for m, rs in res.items()}
-            steady = statistics.median(r["seconds"] / (r["wall"] - r["startup"]) for r in res["ours"])
             rss = {m: statistics.median(r["rss_mb"] for r in rs) for m, rs in res.items()}
-            rows.append((scale, total, med, rss, res["ours"][0]["segments"], res["baseline"][0]["segments"]))
-            print(f"scale {scale:>3}x  audio {total / 60:6.1f} min | baseline {med['baseline']:7.1f} s/s "
-                  f"(RSS {rss['baseline']:6.0f} MB, {res['baseline'][0]['segments']} segs) | ours "
-                  f"{med['ours']:7.1f} s/s (RSS driver {rss['ours']:6.0f} MB, {res['ours'][0]['segments']} segs) "
-                  f"| ratio {med['ours'] / med['baseline']:.2f}x | without Ray start-up {steady:.1f} s/s, "
-                  f"{steady / med['baseline']:.2f}x", flush=True)
+            mine = "ours" if "ours" in res else "driver" if "driver" in res else None
+            driver = statistics.median(r["driver_rss_mb"] for r in res[mine]) if mine else 0.0
+            rows.append((scale, total, med, rss, driver))
+            line = f"scale {scale:>3}x  audio {total / 60:6.1f} min"
+            if "baseline" in res:
+                line += (f" | baseline {med['baseline']:7.1f} s/s (RSS {rss['baseline']:6.0f} MB, "
+                         f"{res['baseline'][0]['segments']} segs)")
+            if mine:
+                steady = statistics.median(r["seconds"] / (r["wall"] - r["startup"]) for r in res[mine])
+                line += (f" | {mine} {med[mine]:7.1f} s/s (peak RSS driver {driver:6.0f} MB, with children "
+                         f"{rss[mine]:6.0f} MB, {res[mine][0]['segments']} segs) | without Ray start-up {steady:.1f} s/s")
+            if "ours" in res and "baseline" in res:
+                line += f" | ratio {med['ours'] / med['baseline']:.2f}x, {steady / med['baseline']:.2f}x without start-up"
+            print(line, flush=True)
+            shutil.rmtree(work / "corpus", ignore_errors=True)
         print("\nmedian of", args.repeats, "runs; 'ours' includes embedded Ray start-up (~5-10 s) in its wall time")
-        if len(rows) > 1:
-            print(f"driver RSS growth {rows[0][0]}x -> {rows[-1][0]}x: {rows[0][3]['ours']:.0f} -> "
-                  f"{rows[-1][3]['ours']:.0f} MB (baseline {rows[0][3]['baseline']:.0f} -> {rows[-1][3]['baseline']:.0f} MB)")
+        if len(rows) > 1 and {"ours", "driver"} & set(args.modes):
+            print(f"driver peak RSS {rows[0][0]}x -> {rows[-1][0]}x corpus: {rows[0][4]:.0f} -> {rows[-1][4]:.0f} MB "
+                  f"({rows[-1][4] / rows[0][4]:.2f}x; the driver holds no rows, workers write the shards)")
+        if len(rows) > 1 and "baseline" in args.modes:
+            print(f"baseline RSS {rows[0][0]}x -> {rows[-1][0]}x: {rows[0][3]['baseline']:.0f} -> "
+                  f"{rows[-1][3]['baseline']:.0f} MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

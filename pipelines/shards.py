@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,38 +104,10 @@ def _typed(table: pa.Table) -> pa.Table:
 
 
 # --- outputs ---------------------------------------------------------------------------------------
-def group_by_shard(batches: Iterator[pa.Table], order: list[int]) -> Iterator[tuple[int, pa.Table]]:
-    """Rows arrive in input order; a shard is complete when a row of a later shard shows up."""
-    current: int | None = None
-    parts: list[pa.Table] = []
-    seen: list[int] = []
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        shard_col = batch.column("_shard").to_pylist()
-        start = 0
-        for i in range(1, len(shard_col) + 1):
-            if i == len(shard_col) or shard_col[i] != shard_col[start]:
-                sid = shard_col[start]
-                if sid in seen:
-                    raise RuntimeError(f"rows of shard {sid} arrived after the shard was closed; a stage "
-                                       f"reordered rows across inputs (outputs must follow input order)")
-                if current is not None and sid != current:
-                    yield current, pa.concat_tables(parts, promote_options="permissive")
-                    seen.append(current)
-                    parts = []
-                current = sid
-                parts.append(batch.slice(start, i - start))
-                start = i
-    if current is not None:
-        yield current, pa.concat_tables(parts, promote_options="permissive")
-        seen.append(current)
-    missing = [s for s in order if s not in seen]
-    if missing:
-        raise RuntimeError(f"shards {missing} produced no rows at all; a stage dropped rows (it must reject them)")
-
-
-def write_shard(out: Path, shard: InputShard, table: pa.Table, fp: str) -> None:
+def write_shard(out: Path, shard: InputShard, table: pa.Table, fp: str) -> dict[str, Any]:
+    """Write one finished shard where it was computed (a worker, or this process for the local executor): manifest
+    and errors files first (temporary name + rename), the marker last. Returns the marker's content: the counts
+    the driver collects instead of rows. ``writer`` (pid, host) says which process wrote it."""
     table = table.sort_by([("_seq", "ascending")]) if "_seq" in table.column_names else table
     rows = table.to_pylist()
     good = [r for r in rows if not r.get(ERROR_COLUMN)]
@@ -159,14 +132,16 @@ def write_shard(out: Path, shard: InputShard, table: pa.Table, fp: str) -> None:
              "files": {f"{sub}/{name}": file_sha1(out / sub / name) for sub in ("manifest", "errors")
                        if (out / sub / name).exists()},
              "hours": sum(float(r.get("duration") or 0) for r in good) / 3600.0,
-             "errors_by_stage": dict(Counter(str(r.get(ERROR_STAGE_COLUMN)) for r in bad))}
-    tmp = out / "_state" / f".{name}.json.tmp"
+             "errors_by_stage": dict(Counter(str(r.get(ERROR_STAGE_COLUMN)) for r in bad)),
+             "writer": {"pid": os.getpid(), "host": socket.gethostname()}}
+    tmp = out / "_state" / f".{name}.{os.getpid()}.json.tmp"
     tmp.write_text(json.dumps(state, sort_keys=True))
     os.replace(tmp, out / "_state" / f"shard-{shard.index:05d}.json")
+    return state
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: a retried task never shares one
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
 
@@ -255,7 +230,11 @@ def _file_id(path: str) -> str:
 
 
 def remove_stale(out: Path, n: int) -> None:
-    """Shards beyond the current input count (the corpus shrank) must not linger in the outputs."""
+    """Shards beyond the current input count (the corpus shrank) must not linger in the outputs, nor temporary
+    files of a killed run (the caller holds the folder's lock: no other run is writing)."""
+    for sub in ("_inputs", "manifest", "errors", "_state"):
+        for p in (out / sub).glob(".*.tmp"):
+            p.unlink(missing_ok=True)
     for sub, pattern in (("manifest", "shard-*.parquet"), ("errors", "shard-*.parquet"), ("_state", "shard-*.json")):
         for p in sorted((out / sub).glob(pattern)):
             if int(p.name.split("-")[1].split(".")[0]) >= n:
