@@ -1,8 +1,8 @@
 """The one exporter of audio clips: a row's segment as FLAC bytes, and the guard that lists unreadable rows.
 
-Why one copy: both exports embed audio in the data set they write (a manifest exported with
-``slmfactory export --to hf``; a synthesis run's ``OUT/hf``), and both must cut, resample and encode
-the same way, and leave out (and list, never silently drop) a row whose audio can no longer be read.
+Why one copy: every export embeds audio in the data set it writes (a manifest exported with
+``slmfactory export --to hf``, a synthesis run's ``OUT/hf``, the chat exports), and all must cut, resample
+and encode the same way, and leave out (and list, never silently drop) a row whose audio can no longer be read.
 """
 from __future__ import annotations
 

@@ -31,8 +31,10 @@ MAGIC = [(b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".mp
 class HfDataset(Corpus):
     """A local Hugging Face dataset (save_to_disk folder, Parquet or Arrow files) with audio or text.
 
-    Layout: a local dataset folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``
-    (``state.json`` + ``data-*.arrow``), or a ``.parquet``/``.arrow`` file or folder of them.
+    Layout: a Hub-style folder (``README.md`` whose ``configs:`` name the Parquet files: the default config is
+    read, as ``load_dataset(folder)`` does; every SLM Factory export and run folder has one), a local dataset
+    folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (``state.json`` +
+    ``data-*.arrow``), or a ``.parquet``/``.arrow`` file or folder of them.
 
     Audio comes from an ``Audio`` column (``struct<bytes, path>``; bytes are extracted to
     ``extract_dir``, default ``~/.cache/slmfactory/hf_audio/<hash of root>``) or a path column
@@ -102,6 +104,9 @@ def _data_files(root: str, split: str | None) -> list[tuple[str | None, str]]:
                 raise ValueError(f"{root}: no split {split!r}; splits are {splits}")
             splits = [split]
         return [(s, f) for s in sorted(splits) for _, f in _data_files(os.path.join(root, s), None)]
+    carded = _card_files(root)
+    if carded is not None:
+        return [(sp, f) for sp, f in carded if split is None or sp == split]
     st = os.path.join(root, "state.json")
     if os.path.exists(st):
         files = [os.path.join(root, f["filename"]) for f in json.load(open(st)).get("_data_files", [])]
@@ -111,6 +116,37 @@ def _data_files(root: str, split: str | None) -> list[tuple[str | None, str]]:
         raise FileNotFoundError(f"{root}: no state.json, dataset_dict.json, .parquet or .arrow files; save the "
                                 f"dataset with `ds.save_to_disk(path)` or `ds.to_parquet(path)`")
     return [(None, f) for f in files]
+
+
+def _card_files(root: str) -> list[tuple[str | None, str]] | None:
+    """(split, file) pairs of the default config a ``README.md`` ``configs:`` section names, or None."""
+    import glob
+
+    import yaml
+
+    readme = os.path.join(root, "README.md")
+    if not os.path.isfile(readme):
+        return None
+    text = open(readme, encoding="utf-8").read()
+    if not text.startswith("---"):
+        return None
+    try:
+        configs = (yaml.safe_load(text.split("---", 2)[1]) or {}).get("configs")
+    except yaml.YAMLError:
+        return None
+    if not isinstance(configs, list) or not configs:
+        return None
+    conf = next((c for c in configs if isinstance(c, dict) and c.get("default")), configs[0])
+    data_files = conf.get("data_files") if isinstance(conf, dict) else None
+    if isinstance(data_files, (str, list)) and not (isinstance(data_files, list) and data_files
+                                                    and isinstance(data_files[0], dict)):
+        data_files = [{"split": "train", "path": data_files}]
+    out = []
+    for entry in data_files or []:
+        paths = entry.get("path") if isinstance(entry, dict) else None
+        for pattern in [paths] if isinstance(paths, str) else paths or []:
+            out += [(entry.get("split"), f) for f in sorted(glob.glob(os.path.join(root, pattern)))]
+    return out or None
 
 
 def _safe_batches(path: str) -> Iterator[tuple[int, pa.RecordBatch | str]]:

@@ -1,8 +1,13 @@
-"""Lhotse manifests out: ``<prefix>_recordings.jsonl.gz`` + ``<prefix>_supervisions.jsonl.gz`` from manifest rows.
+"""Lhotse manifests out: recordings + supervisions + a ``CutSet`` (JSONL.gz), and Lhotse Shar, from manifest rows.
 
-Why no ``lhotse`` dependency: its JSONL format is plain JSON, and the package pulls a large dependency
-tree. We write only the fields Lhotse's ``from_dict`` accepts, so ``lhotse.load_manifest`` reads our
-export (the format is summarised in :mod:`slmfactory.manifests.lhotse_io`, which reads it back).
+Why the JSONL is written by hand: Lhotse's manifests are plain JSON, and writing them needs no ``lhotse``
+import (it stays an optional extra). We write only the fields Lhotse's ``from_dict`` accepts, so
+``lhotse.load_manifest`` / ``CutSet.from_file`` read our export (the format is summarised in
+:mod:`slmfactory.manifests.lhotse_io`, which reads it back). One cut per supervision: the segment, its
+recording embedded, the supervision (and word alignment) relative to the cut start, as ``CutSet.from_manifests``
++ ``trim_to_supervisions`` would make it. Shar (``shar=True``: ``OUT/shar/cuts.XXXXXX.jsonl.gz`` +
+``recording.XXXXXX.tar`` of FLAC clips, for sequential reads on a cluster) is written by Lhotse itself
+(``CutSet.to_shar``), so it needs ``pip install 'slmfactory[lhotse]'``.
 """
 from __future__ import annotations
 
@@ -15,8 +20,10 @@ from typing import Any, Iterable
 from .audio import AudioError, probe
 
 
-def export_lhotse(rows: Iterable[dict[str, Any]], out_dir: str, prefix: str = "slmfactory") -> dict[str, Any]:
-    """Write ``<prefix>_recordings.jsonl.gz`` and ``<prefix>_supervisions.jsonl.gz`` from manifest rows.
+def export_lhotse(rows: Iterable[dict[str, Any]], out_dir: str, prefix: str = "slmfactory", shar: bool = False,
+                  sampling_rate: int | None = None, shard_size: int = 1000) -> dict[str, Any]:
+    """Write ``<prefix>_recordings.jsonl.gz``, ``<prefix>_supervisions.jsonl.gz`` and ``<prefix>_cuts.jsonl.gz``
+    from manifest rows (and ``shar/`` with ``shar=True``, clips resampled to ``sampling_rate`` when set).
 
     One recording per distinct ``audio_path`` (whole-file facts probed from the file header), one
     supervision per row with audio (``id`` = our row id, times relative to the recording). ``words``
@@ -27,11 +34,13 @@ def export_lhotse(rows: Iterable[dict[str, Any]], out_dir: str, prefix: str = "s
     os.makedirs(out_dir, exist_ok=True)
     rec_path = os.path.join(out_dir, f"{prefix}_recordings.jsonl.gz")
     sup_path = os.path.join(out_dir, f"{prefix}_supervisions.jsonl.gz")
+    cut_path = os.path.join(out_dir, f"{prefix}_cuts.jsonl.gz")
     recs: dict[str, str | None] = {}  # audio_path -> recording id (None when unprobeable)
+    rec_dicts: dict[str, dict[str, Any]] = {}
     rec_ids: set[str] = set()
     skipped: list[tuple[str, str]] = []
     n_sup = 0
-    with _gz_writer(rec_path) as rf, _gz_writer(sup_path) as sf_:
+    with _gz_writer(rec_path) as rf, _gz_writer(sup_path) as sf_, _gz_writer(cut_path) as cf:
         for row in rows:
             path = row.get("audio_path")
             rid_key = row.get("id") or ""
@@ -48,17 +57,50 @@ def export_lhotse(rows: Iterable[dict[str, Any]], out_dir: str, prefix: str = "s
                 rid = _recording_id(path, rec_ids)
                 recs[path] = rid
                 chans = list(range(max(1, info.num_channels)))
-                rf.write(_line({"id": rid, "sources": [{"type": "file", "channels": chans, "source": path}],
-                                "sampling_rate": info.sample_rate, "num_samples": info.num_frames,
-                                "duration": info.num_frames / info.sample_rate, "channel_ids": chans}))
+                rec_dicts[rid] = {"id": rid, "sources": [{"type": "file", "channels": chans, "source": path}],
+                                  "sampling_rate": info.sample_rate, "num_samples": info.num_frames,
+                                  "duration": info.num_frames / info.sample_rate, "channel_ids": chans}
+                rf.write(_line(rec_dicts[rid]))
             rid = recs[path]
             if rid is None:
                 skipped.append((rid_key, f"{path}: audio could not be probed"))
                 continue
-            sf_.write(_line(_supervision(row, rid)))
+            sup = _supervision(row, rid)
+            sf_.write(_line(sup))
+            cf.write(_line(_cut(sup, rec_dicts[rid])))
             n_sup += 1
-    return {"recordings": rec_path, "supervisions": sup_path, "num_recordings": len(rec_ids),
-            "num_supervisions": n_sup, "skipped": skipped}
+    summary = {"recordings": rec_path, "supervisions": sup_path, "cuts": cut_path, "num_recordings": len(rec_ids),
+               "num_supervisions": n_sup, "num_cuts": n_sup, "skipped": skipped}
+    if shar:
+        summary["shar"] = write_shar(cut_path, os.path.join(out_dir, "shar"), sampling_rate, shard_size)
+    return summary
+
+
+def _cut(sup: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
+    """The cut of one supervision: its span of the recording, the supervision shifted to start at 0."""
+    start = sup["start"]
+    inner = {**sup, "start": 0.0}
+    if "alignment" in sup:
+        inner["alignment"] = {k: [[w, round(s - start, 6), d, c] for w, s, d, c in items]
+                              for k, items in sup["alignment"].items()}
+    multi = isinstance(sup["channel"], list)
+    return {"id": sup["id"], "start": start, "duration": sup["duration"], "channel": sup["channel"],
+            "supervisions": [inner], "recording": rec, "type": "MultiCut" if multi else "MonoCut"}
+
+
+def write_shar(cuts_path: str, shar_dir: str, sampling_rate: int | None = None, shard_size: int = 1000) -> list[str]:
+    """Lhotse Shar from our cuts: ``cuts.XXXXXX.jsonl.gz`` + ``recording.XXXXXX.tar`` (FLAC), via Lhotse."""
+    try:
+        from lhotse import CutSet
+    except ImportError as e:
+        raise ImportError("Lhotse Shar export needs the `lhotse` package: pip install 'slmfactory[lhotse]' "
+                          "(the JSONL manifests and cuts are written without it)") from e
+    cuts = CutSet.from_file(cuts_path)
+    if sampling_rate:
+        cuts = cuts.resample(int(sampling_rate))
+    os.makedirs(shar_dir, exist_ok=True)
+    written = cuts.to_shar(shar_dir, fields={"recording": "flac"}, shard_size=shard_size, warn_unused_fields=False)
+    return sorted(p for paths in written.values() for p in paths)
 
 
 def _recording_id(path: str, taken: set[str]) -> str:

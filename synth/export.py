@@ -2,8 +2,13 @@
 
 Layout (loads with ``datasets.load_dataset(OUT/hf, split="train")``)::
 
-    OUT/hf/README.md                      dataset card: recipe, models, voices, gate thresholds, counts
+    OUT/hf/README.md                      card (huggingface_hub.DatasetCard): configs, features, license,
+                                          recipe, models, voices, gate thresholds and counts per gate
     OUT/hf/data/train-XXXXX.parquet       one file per manifest shard (bounded memory)
+
+The same Parquet + card layout as ``slmfactory export --to hf`` and the run folder itself. For trainers,
+``slmfactory export OUT --format hf-chat|sharegpt`` (:mod:`slmfactory.synth.chat_formats`) rewrites these rows
+as alternating ``{role, content}`` chat at one sample rate.
 
 Why ``audios: List(Audio())`` with ``messages[i].audio`` an index into it: one row can hold several
 clips (the recording, a spoken question, a spoken answer) and the audio bytes travel inside the Parquet
@@ -24,6 +29,7 @@ import pyarrow.parquet as pq
 
 from ..manifests import card
 from ..manifests.clips import examples, flac_clip
+from ..manifests.models import BUNDLED
 from ..manifests.schema import TARGET_SAMPLE_RATE
 
 GATE_RX = re.compile(r"\bgate (\w+):")
@@ -94,8 +100,24 @@ def export_hf_chat(out_dir: str | os.PathLike, dest: str | os.PathLike | None = 
     stats = run_counts(out)
     stats["exported"] = n
     stats["skipped"] = skipped
-    card.write(dest, dataset_card(stats, info or {}))
+    info = info or {}
+    got = card.parquet_config(dest, "default", "data/*.parquet", features=features(), default=True)
+    title, blocks = dataset_card(stats, info)
+    card.write_hub_card(dest, title, blocks, [got] if got else [], license=card.licenses(model_licenses(info)),
+                        task_categories=["audio-text-to-text", "automatic-speech-recognition", "text-to-speech"],
+                        tags=["instruction-tuning", "synthetic", str(info.get("recipe", "synth"))])
     return stats
+
+
+def model_licenses(info: dict[str, Any]) -> list[str]:
+    """Licenses of the bundled models the card info names (the LLM by name, Piper and the Whisper gate by default)."""
+    text = f"{info.get('llm', '')} {info.get('tts', '')}"
+    used = [b for b in BUNDLED.values() if b.what in text]
+    if str(info.get("tts", "")).startswith("piper") and "model_path" not in str(info.get("tts")):
+        used.append(BUNDLED["piper-joe-medium"])
+    if "wer" in json.dumps(info.get("gates", {})):
+        used.append(BUNDLED["whisper-tiny.en"])
+    return [b.license for b in used]
 
 
 def _reason(row: dict[str, Any], e: Exception) -> str:
@@ -127,9 +149,9 @@ def run_counts(out_dir: str | os.PathLike) -> dict[str, Any]:
             "errors_by_stage": dict(sorted(by_stage.items())), "errors_by_gate": dict(sorted(by_gate.items()))}
 
 
-def dataset_card(stats: dict[str, Any], info: dict[str, Any]) -> str:
-    """README.md: YAML front matter (``data/train-*.parquet`` is found by the default layout) and the facts
-    a user needs to trust the data."""
+def dataset_card(stats: dict[str, Any], info: dict[str, Any]) -> tuple[str, list[str]]:
+    """The card's title and blocks: the facts a user needs to trust the data (the header is written by
+    :func:`slmfactory.manifests.card.write_hub_card`)."""
     def table(d: dict[str, Any], a: str, b: str) -> str:
         return card.table(d.items(), (a, b), empty=("(none)", 0))
 
@@ -151,6 +173,7 @@ def dataset_card(stats: dict[str, Any], info: dict[str, Any]) -> str:
     if stats.get("skipped"):
         blocks.append("\n".join(["## Left out of the export (unreadable audio)",
                                   *[f"- {i}: {r}" for i, r in stats["skipped"]]]))
-    # no `configs:` in the front matter: with one, datasets 5.x caches every folder named `hf` under one key
-    return card.render(["tags: [speech, instruction-tuning, synthetic, slmfactory]"],
-                       f"{info.get('recipe', 'synthesized')} (SLM Factory)", blocks)
+    blocks.append("## Trainer-ready chat\n`slmfactory export OUT --format hf-chat -o DIR` (TRL / transformers "
+                  "`{role, content}`) or `--format sharegpt` (LLaMA-Factory) write these rows with alternating "
+                  "turns at one sample rate.")
+    return f"{info.get('recipe', 'synthesized')} (SLM Factory)", blocks

@@ -1,4 +1,5 @@
-"""Export of a manifest to a `datasets` folder (decodable Audio) and to Lhotse JSONL; manifest shards read by
+"""Export of a manifest to a Hugging Face folder (Parquet + DatasetCard, decodable Audio, `load_dataset(folder)`)
+and to Lhotse (recordings, supervisions, a CutSet and Shar, loaded back with lhotse); manifest shards read by
 `datasets` and polars.
 
 No models: audio is generated with espeak-ng at test time (slmfactory.manifests.generate); manifests are
@@ -70,14 +71,22 @@ def test_manifest_files_resolves_run_dir_manifest_dir_and_file(run_dir):
         manifest_files(run_dir.parent / "ls")
 
 
-def test_export_hf_audio_decodes_to_the_segment(run_dir, tmp_path):
+def _load(folder: Path, tmp: Path):
     import datasets
+
+    return datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp / "hf_cache"))
+
+
+def test_export_hf_audio_decodes_to_the_segment(run_dir, tmp_path):
+    from huggingface_hub import DatasetCard
 
     out = tmp_path / "hf"
     summary = export(run_dir, "hf", out)
     assert summary["num_rows"] == 6 and [i for i, _ in summary["skipped"]] == ["gone"]
     assert "file not found" in summary["skipped"][0][1]
-    ds = datasets.load_from_disk(str(out))
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [
+        "README.md", "train-00000.parquet", "train-00001.parquet"]  # the Hub layout, no save_to_disk files
+    ds = _load(out, tmp_path)
     assert len(ds) == 6 and "_seq" not in ds.column_names and "audio" in ds.column_names
     assert ds.features["audio"].sampling_rate == 16000
     manifest = pq.read_table(manifest_files(run_dir)).to_pylist()
@@ -99,16 +108,24 @@ def test_export_hf_audio_decodes_to_the_segment(run_dir, tmp_path):
             assert ex["words"][0]["word"] == "w"
     card = (out / "README.md").read_text()
     assert "| rows | 6 |" in card and "`gone`" in card and "librispeech (4)" in card
+    data = DatasetCard.load(out / "README.md").data
+    assert data.configs[0]["data_files"] == [{"split": "train", "path": "data/*.parquet"}]
+    assert data.size_categories == ["n<1K"] and "other" in data.license  # corpus license unknown: said so
+    info = data.dataset_info  # one config: a mapping
+    assert info["splits"][0]["num_examples"] == 6
+    assert {"name": "audio", "dtype": {"audio": {"sampling_rate": 16000}}} in info["features"]
     assert f"| hours of audio | {(4 * 1.0 + 0.5) / 3600:.3f} |" in card
+    items = list(discover("hf", out))  # the hf input kind reads the card's default config back
+    assert sorted(i["text"] for i in items) == sorted(ex["text"] for ex in ds)
+    assert not any(i.get("error") for i in items) and sum(bool(i["audio_path"]) for i in items) == 5
     with pytest.raises(FileExistsError, match="not empty"):
         export(run_dir, "hf", out)
 
 
 def test_export_hf_native_rate(run_dir, tmp_path):
-    import datasets
-
     export(run_dir / "manifest" / "shard-00001.parquet", "hf", tmp_path / "hf", sampling_rate=None)
-    ds = datasets.load_from_disk(str(tmp_path / "hf"))
+    ds = _load(tmp_path / "hf", tmp_path)
+    assert ds.features["audio"].sampling_rate is None
     ex = ds[0]
     assert ex["id"] == "stereo"
     s = ex["audio"].get_all_samples()
@@ -163,3 +180,34 @@ def test_export_lhotse_format_and_determinism(run_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown export target"):
         export(run_dir, "kaldi", tmp_path / "c")
     assert not os.path.exists(tmp_path / "c")
+
+
+def test_export_lhotse_cuts_and_shar_load_with_lhotse(run_dir, tmp_path):
+    """The CutSet and the Shar export, read by lhotse itself: cut audio is the manifest segment."""
+    from lhotse import CutSet
+
+    s = export(run_dir, "lhotse-shar", tmp_path / "l", sampling_rate=16000)
+    manifest = {r["id"]: r for r in pq.read_table(manifest_files(run_dir)).to_pylist()}
+    cuts = CutSet.from_file(s["cuts"])
+    assert sorted(c.id for c in cuts) == sorted(i for i in manifest if i not in ("gone", "textonly"))
+    for cut in cuts:
+        row = manifest[cut.id]
+        assert (cut.start, cut.duration, cut.supervisions[0].text) == (row["start"], row["duration"], row["text"])
+        assert cut.supervisions[0].start == 0.0 and cut.recording.sources[0].source == row["audio_path"]
+        if row["words"]:  # alignment is relative to the cut, as lhotse keeps it
+            assert cut.supervisions[0].alignment["word"][0].start == pytest.approx(0.1)
+        if cut.id == "stereo":
+            assert cut.num_channels == 2 and cut.sampling_rate == 48000
+        else:
+            want, _ = load_audio(row["audio_path"], row["start"], row["duration"])
+            np.testing.assert_allclose(cut.load_audio()[0], want, atol=1e-4)
+    shar = CutSet.from_shar(in_dir=str(tmp_path / "l" / "shar"))
+    got = {c.id: c for c in shar}
+    assert set(got) == {c.id for c in cuts} and all(p.startswith(str(tmp_path)) for p in s["shar"])
+    one = got[next(i for i in got if i != "stereo")]
+    row = manifest[one.id]
+    audio = one.load_audio()
+    assert one.sampling_rate == 16000 and audio.shape == (1, int(round(row["duration"] * 16000)))
+    want, _ = load_audio(row["audio_path"], row["start"], row["duration"])
+    np.testing.assert_allclose(audio[0], want, atol=2e-4)  # FLAC inside the tar
+    assert got["stereo"].sampling_rate == 16000 and got["stereo"].load_audio().shape[-1] == 8000
