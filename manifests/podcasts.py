@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -12,6 +13,7 @@ from .discovery import TextError, check_root, is_audio, make_item, read_utf8, re
 
 RSS_EXTS = (".xml", ".rss")
 ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
+log = logging.getLogger("slmfactory.manifests.podcasts")
 
 
 class Podcasts(Corpus):
@@ -26,6 +28,8 @@ class Podcasts(Corpus):
     Per-episode JSON fields override RSS fields. Episodes are whole files (no ``start``/``duration``):
     the VAD segment stage cuts them. An episode JSON that is not a UTF-8 JSON object rejects its
     episode; a feed that is not valid XML is rejected as its own row and its episodes go on without it.
+    Transcripts are not read: a tree with LibriSpeech ``*.trans.txt`` or same-stem ``.txt`` files gets a
+    warning naming the kind that reads them.
     """
 
     name = "podcasts"
@@ -33,6 +37,7 @@ class Podcasts(Corpus):
     def discover(self, root: str, source: str = "podcasts", **_: Any) -> Iterator[dict]:
         root = check_root(root, "podcasts")
         feeds: dict[str, dict[str, dict[str, Any]]] = {}  # folder -> enclosure name -> item fields
+        ignored = {"librispeech": 0, "folder": 0}  # transcripts this kind does not read, by the kind that does
         for d, names in walk(root):
             parent = feeds.get(os.path.dirname(d), {}) if d != root else {}
             here = dict(parent)
@@ -47,6 +52,9 @@ class Podcasts(Corpus):
             if here:
                 feeds[d] = here
             name_set = set(names)
+            ignored["librispeech"] += sum(n.endswith(".trans.txt") for n in names)
+            stems = {os.path.splitext(n)[0] for n in names if is_audio(n)}
+            ignored["folder"] += sum(n.endswith(".txt") and n[:-4] in stems for n in names)
             for n in names:
                 if not is_audio(n):
                     continue
@@ -70,6 +78,16 @@ class Podcasts(Corpus):
                         continue
                     meta.update({k: v for k, v in info.items() if isinstance(v, (str, int, float, bool, list))})
                 yield make_item(source, path, key, speaker=_speaker(meta), meta=meta)
+        _warn_ignored(root, ignored)
+
+
+def _warn_ignored(root: str, ignored: dict[str, int]) -> None:
+    """Why: ``ingest podcasts`` on a transcribed tree used to drop every transcript without a word."""
+    what = {"librispeech": "LibriSpeech transcripts (*.trans.txt)", "folder": "same-stem .txt transcripts"}
+    for kind, n in ignored.items():
+        if n:
+            log.warning("%s: %d %s were ignored: the podcasts kind reads no transcripts; to keep them, ingest as "
+                        "kind %s (`slmfactory ingest %s %s -o OUT`)", root, n, what[kind], kind, kind, root)
 
 
 def _speaker(meta: dict[str, Any]) -> str | None:

@@ -30,6 +30,17 @@ def manifest_files(path: str | os.PathLike) -> list[str]:
     return files
 
 
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """True when ``path`` is the output folder of an earlier run (``manifest/`` + ``run.json``).
+
+    Why: any run folder is a valid corpus. ``corpus=OUT`` of a recipe whose input kind is a corpus layout
+    is read as this ``manifest`` kind instead (``pipelines/recipe.py``), so runs chain without
+    ``kind=manifest input.path=OUT``.
+    """
+    p = Path(path)
+    return p.is_dir() and (p / "manifest").is_dir() and (p / "run.json").is_file()
+
+
 def iter_rows(files: list[str], columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Rows of the shards in order, a batch at a time (never the whole manifest in memory)."""
     for f in files:

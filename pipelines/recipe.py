@@ -24,11 +24,13 @@ from typing import Any
 import yaml
 
 from ..manifests.registry import CORPORA, UnknownName
+from .chain import apply_aliases, chain_run_folder
 from .registry import check_backends, check_params, hook_target, load_code, resolve, stage_name, user_allow_code
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PACKAGED = Path(__file__).resolve().parent
-TOP_KEYS = ("name", "vars", "input", "output", "shard_size", "seed", "prepare", "finalize", "stages")
+TOP_KEYS = ("name", "vars", "input", "output", "shard_size", "seed", "prepare", "finalize", "stages", "max_rejected")
+MAX_REJECTED = 0.5  # default: warn and exit 3 when more than half of the rows were rejected
 STAGE_KEYS = {"name": (str,), "uses": (str,), "params": (dict,), "batch_size": (int,), "concurrency": (int,),
               "num_cpus": (int, float), "num_gpus": (int, float)}
 
@@ -69,6 +71,8 @@ class Recipe:
     shard_size: int = 32
     seed: int = 0
     allow_code: tuple[str, ...] = ()
+    max_rejected: float = MAX_REJECTED  # share of rejected rows above which the CLI warns and exits 3
+    notes: list[str] = field(default_factory=list)  # said once before the run (deprecated names, corpus=OUT)
 
     def fingerprint(self) -> str:
         """Hash of everything in the recipe that changes outputs (stages, input, seed), for resume checks.
@@ -127,6 +131,8 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
     _no_unknown(list(raw), TOP_KEYS, f"{path}: unknown recipe key", "")
     overrides = dict(overrides or {})
     vars_ = dict(raw.pop("vars", {}) or {})
+    notes: list[str] = []
+    apply_aliases(vars_, overrides, notes)
     for k in list(overrides):
         if "." not in k and k in vars_:
             vars_[k] = overrides.pop(k)
@@ -148,8 +154,9 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
     left = _VAR.search(json.dumps(raw, default=str))
     if left:
         raise RecipeError(f"{path}: {left.group(0)} is still unresolved (a cycle between vars?)")
+    chain_run_folder(raw, notes)
     allow = tuple(dict.fromkeys([*(allow_code or ()), *user_allow_code()]))
-    return _build(raw, str(path), allow)
+    return _build(raw, str(path), allow, notes)
 
 
 def _no_unknown(keys: list[str], known: Any, what: str, tail: str) -> None:
@@ -205,7 +212,7 @@ def _pick_stage(items: list[Any], part: str, key: str, path: Path) -> Any:
     raise RecipeError(f"override {key}: no stage named {part!r} in {path}; stages are {names}")
 
 
-def _build(raw: dict[str, Any], path: str, allow: tuple[str, ...] = ()) -> Recipe:
+def _build(raw: dict[str, Any], path: str, allow: tuple[str, ...] = (), notes: list[str] | None = None) -> Recipe:
     for key in ("input", "output", "stages"):
         if key not in raw:
             raise RecipeError(f"{path}: missing required key {key!r}")
@@ -243,6 +250,9 @@ def _build(raw: dict[str, Any], path: str, allow: tuple[str, ...] = ()) -> Recip
     for key, typ in (("shard_size", int), ("seed", int)):
         if key in raw and (not isinstance(raw[key], typ) or isinstance(raw[key], bool) or raw[key] < 0):
             problems.append(f"{key} must be a non-negative integer, got {raw[key]!r}")
+    mr = raw.get("max_rejected", MAX_REJECTED)
+    if not isinstance(mr, (int, float)) or isinstance(mr, bool) or not 0 <= mr <= 1:
+        problems.append(f"max_rejected must be a share between 0 and 1 (0.9 = warn above 90% rejected), got {mr!r}")
     if not isinstance(raw["output"], (str, Path)) or not str(raw["output"]):
         problems.append(f"output must be a folder path, got {raw['output']!r}")
     if problems:
@@ -253,7 +263,8 @@ def _build(raw: dict[str, Any], path: str, allow: tuple[str, ...] = ()) -> Recip
     return Recipe(name=str(raw.get("name") or Path(path).stem), path=path, raw=copy.deepcopy(raw), input=dict(inp),
                   output=os.path.expanduser(str(raw["output"])), stages=stages,
                   prepare=hooks["prepare"], finalize=hooks["finalize"], shard_size=max(1, int(raw.get("shard_size", 32))),
-                  seed=int(raw.get("seed", 0)), allow_code=allow)
+                  seed=int(raw.get("seed", 0)), allow_code=allow, max_rejected=float(mr),
+                  notes=list(notes or []))
 
 
 def _stage(i: int, st: Any, path: str, allow: tuple[str, ...], problems: list[str]) -> StageSpec | None:

@@ -2,6 +2,8 @@
 Audio: generated folder corpus (espeak-ng)."""
 from __future__ import annotations
 
+import os
+
 import polars as pl
 from typer.testing import CliRunner
 
@@ -44,3 +46,12 @@ def test_ingest_through_the_cli_prints_a_summary(corpora, tmp_path):
     assert "good rows" in res.output
     man = pl.read_parquet(str(out / "manifest" / "*.parquet"))
     assert man.height == 4 and man["text"].null_count() == 0
+
+
+def test_verbose_flag_and_exit_codes_are_documented(monkeypatch):
+    monkeypatch.setenv("SLMFACTORY_VERBOSE", "0")  # restored after the test
+    res = runner.invoke(app, ["--help"])
+    assert "--verbose" in res.output and "Exit codes" in res.output and "3" in res.output
+    res = runner.invoke(app, ["-v", "corpus", "kinds"])
+    assert res.exit_code == 0 and "librispeech" in res.output
+    assert os.environ["SLMFACTORY_VERBOSE"] == "1"

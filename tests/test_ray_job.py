@@ -6,6 +6,7 @@ embedded Ray other tests use is not touched (`ray stop` would kill every Ray on 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -59,6 +60,8 @@ def test_ray_job_submit_runs_a_recipe(corpora, tmp_path):
         assert "succeeded" in job.stdout + job.stderr
         man = pl.read_parquet(str(out / "manifest" / "*.parquet"))
         assert man.height >= 10 and (out / "run.json").exists()
+        # `--executor auto` picks Ray when RAY_ADDRESS is set (ray job submit sets it): the job must not run locally
+        assert json.loads((out / "run.json").read_text())["executor"] == "ray"
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
