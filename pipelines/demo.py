@@ -119,12 +119,15 @@ def _step_output(log: Path, loud: bool):
 
 
 # --- HTML data cards ------------------------------------------------------------------------------------------
-# LEAD: add the `write_report(out)` call here (pipelines/report.py), one page per output; return its path, or
-# None when it could not be written (the overview then leaves it out). Called once per step, after the run.
 def _report(run_out: Path) -> str | None:
-    """The HTML data card of one output folder (OUT/report.html), or None while none is written."""
-    return None
-# --------------------------------------------------------------------------------------------------------------
+    """The HTML data card of one output folder (OUT/report.html), or None when it could not be written: a data
+    card must never fail the demo (the overview then leaves it out)."""
+    from .report import write_report
+
+    try:
+        return str(write_report(run_out))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _train_small_lm(out: Path, total: int) -> dict[str, Any]:
