@@ -1,7 +1,8 @@
 """Audio I/O: decode any supported file to mono float32 at 16 kHz.
 
-Which library does what: soundfile (libsndfile) decodes WAV/FLAC/OGG and seeks cheaply, torchcodec
-(FFmpeg) decodes MP3/M4A/AAC/Opus and whatever libsndfile refuses, soxr resamples (high quality,
+Which library does what: soundfile (libsndfile) decodes WAV/FLAC/OGG and seeks cheaply, FFmpeg decodes
+MP3/M4A/AAC/Opus and whatever libsndfile refuses (the ``ffmpeg`` binary through a pipe, ``ffmpeg_pipe.py``;
+torchcodec where no binary is on PATH), soxr resamples (high quality,
 fast), numpy down-mixes. Errors are raised as :class:`AudioError` with the file name and a hint,
 so the stage can put a readable reason in the errors table.
 
@@ -26,6 +27,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from . import ffmpeg_pipe, storage
 from .schema import TARGET_SAMPLE_RATE, seconds_problem
 
 SOUNDFILE_EXTS = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".au", ".sph"}
@@ -55,19 +57,29 @@ def probe(path: str) -> AudioInfo:
     ext = os.path.splitext(path)[1].lower()
     if ext not in FFMPEG_EXTS:
         try:
-            i = sf.info(path)
+            i = sf.info(storage.readable(path))  # s3://... is read as a seekable remote file
             return _checked(path, AudioInfo(int(i.samplerate), int(i.channels),
                                             i.frames / i.samplerate if i.samplerate else 0.0, int(i.frames)))
         except RuntimeError as e:
             if ext in SOUNDFILE_EXTS:
                 raise AudioError(f"{path}: not a readable {ext} file ({_short(e)}); re-encode it, e.g. "
                                  f"`ffmpeg -i {os.path.basename(path)} -ar 16000 -ac 1 out.flac`") from e
-    dec = _ffmpeg_decoder(path)
-    md = dec.metadata
-    sr = int(md.sample_rate)
-    dur = float(md.duration_seconds_from_header or md.duration_seconds or 0.0)
+    with storage.local_copy(path) as local:  # FFmpeg needs a local path
+        sr, ch, dur = ffmpeg_header(local)
     frames = int(round(dur * sr)) if math.isfinite(dur) and dur < 1e7 else 0
-    return _checked(path, AudioInfo(sr, int(md.num_channels or 0), dur, frames))
+    return _checked(path, AudioInfo(sr, ch, dur, frames))
+
+
+def ffmpeg_header(path: str) -> tuple[int, int, float]:
+    """(rate, channels, header duration or 0) via ffprobe, or torchcodec where no ffmpeg binary is on PATH."""
+    if ffmpeg_pipe.available():
+        try:
+            return ffmpeg_pipe.probe(path)
+        except ValueError as e:
+            raise AudioError(f"{path}: FFmpeg cannot open it as audio ({e}); is it really an audio file?") from e
+    md = _ffmpeg_decoder(path).metadata
+    return int(md.sample_rate), int(md.num_channels or 0), float(md.duration_seconds_from_header or
+                                                                 md.duration_seconds or 0.0)
 
 
 def load_audio(path: str, start: float = 0.0, duration: float | None = None,
@@ -89,7 +101,7 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None,
     info = None
     if ext not in FFMPEG_EXTS:
         try:
-            with sf.SoundFile(path) as f:
+            with sf.SoundFile(storage.readable(path)) as f:
                 sr, ch, frames = int(f.samplerate), int(f.channels), int(f.frames)
                 info = _checked(path, AudioInfo(sr, ch, frames / sr if sr else 0.0, frames))
                 first = int(round(start * sr))
@@ -102,12 +114,27 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None,
                 raise AudioError(f"{path}: cannot decode ({_short(e)}); the file is corrupt or not {ext}. "
                                  f"Check it with `soxi {os.path.basename(path)}` or re-encode it with ffmpeg") from e
     if wav is None:
-        wav, info = _load_ffmpeg(path, start, duration)
+        with storage.local_copy(path) as local:
+            wav, info = _load_ffmpeg(local, start, duration)
         _checked(path, info, wav.shape[0])
     if wav.size == 0:
         span = f"{start:.2f} s to the end" if duration is None else f"{start:.2f} s + {duration} s"
         raise AudioError(f"{path}: no audio samples from {span}; the file is empty or "
                          f"shorter than the segment: fix start/duration or drop the row")
+    check_samples(path, wav)
+    mono = wav.mean(axis=1, dtype=np.float32) if wav.shape[1] > 1 else wav[:, 0]
+    if info.sample_rate != target_sr:
+        mono = soxr.resample(mono, info.sample_rate, target_sr, quality="HQ").astype(np.float32, copy=False)
+    return np.ascontiguousarray(mono, dtype=np.float32), info
+
+
+def check_samples(path: str, wav: np.ndarray) -> None:
+    """Raise :class:`AudioError` for NaN/inf samples or a peak beyond ``MAX_PEAK`` (module docstring).
+
+    Shared by :func:`load_audio` and the windowed reader (``audio_stream``), so a long file streamed in
+    windows is held to the same bounds as a whole-file decode."""
+    if wav.size == 0:
+        return
     hi, lo = float(wav.max()), float(wav.min())  # NaN when any sample is; no copy of the audio
     peak = max(hi, -lo)
     if not (math.isfinite(hi) and math.isfinite(lo)):
@@ -118,14 +145,13 @@ def load_audio(path: str, start: float = 0.0, duration: float | None = None,
                          f"is accepted): the samples are unscaled or garbage. Rescale to [-1, 1] (e.g. divide "
                          f"int16-valued floats by 32768, or `sox {os.path.basename(path)} -b 16 out.wav norm -1`) "
                          f"or drop the file")
-    mono = wav.mean(axis=1, dtype=np.float32) if wav.shape[1] > 1 else wav[:, 0]
-    if info.sample_rate != target_sr:
-        mono = soxr.resample(mono, info.sample_rate, target_sr, quality="HQ").astype(np.float32, copy=False)
-    return np.ascontiguousarray(mono, dtype=np.float32), info
 
 
 def _check_file(path: str) -> None:
-    """A regular, non-empty file (``os.stat`` only: nothing is opened before this passes)."""
+    """A regular, non-empty file (``os.stat`` only: nothing is opened before this passes). Remote objects
+    (``s3://``) are checked by opening them."""
+    if storage.is_remote(path):
+        return
     try:
         st = os.stat(path)
     except (OSError, ValueError) as e:
@@ -175,6 +201,15 @@ def _ffmpeg_decoder(path: str):
 
 
 def _load_ffmpeg(path: str, start: float, duration: float | None) -> tuple[np.ndarray, AudioInfo]:
+    if ffmpeg_pipe.available():  # a subprocess: no torchcodec (and torch._dynamo) in this worker (ffmpeg_pipe.py)
+        sr, ch, dur = ffmpeg_header(path)
+        _checked(path, AudioInfo(sr, ch, dur, 0), decoded_frames=sr)  # rate/channels first; length after decoding
+        try:
+            parts = list(ffmpeg_pipe.blocks(path, ch, start, duration))
+        except ValueError as e:
+            raise AudioError(f"{path}: FFmpeg failed to decode ({e}); the file may be truncated") from e
+        data = parts[0] if parts else np.zeros((0, ch), np.float32)
+        return data, AudioInfo(sr, ch, dur or (start + data.shape[0] / sr), int(round((dur or 0) * sr)))
     dec = _ffmpeg_decoder(path)
     md = dec.metadata
     stop = None if duration is None else start + duration

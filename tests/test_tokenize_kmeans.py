@@ -91,7 +91,7 @@ def test_ensure_kmeans_trains_once(tmp_path):
     got = km.ensure_kmeans(_Ctx(rows, tmp_path / "out"), str(prefix), k=20, seed=0, tokenizer="spectral")
     assert got == str(prefix) and km.exists(prefix)
     meta = json.loads((tmp_path / "out" / "km" / "spectral-k20.json").read_text())
-    assert meta["k"] == 20 and meta["sample_rows"] == 5 and meta["frames"] > 100
+    assert meta["k"] == 20 and meta["sample_rows"] == 4 and meta["sample_skipped"] == 1 and meta["frames"] > 100
     before = (tmp_path / "out" / "km" / "spectral-k20.npy").stat().st_mtime_ns
     km.ensure_kmeans(_Ctx([], tmp_path / "out"), str(prefix), k=20)  # no input needed the second time
     assert (tmp_path / "out" / "km" / "spectral-k20.npy").stat().st_mtime_ns == before

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from . import kmeans_sample
 from .base import file_hash
 from .factory import build_features
 
@@ -213,66 +213,37 @@ def import_sklearn(path: str | os.PathLike, allow_pickle: bool = False, meta: di
                        dict(meta or {}, imported_from=str(p), source_sha1=file_hash(p), trainer=type(obj).__name__))
 
 
-# --- sampling features from a corpus ---------------------------------------------------------------
-def sample_rows(rows: Iterable[dict[str, Any]], hours: float, seed: int) -> list[dict[str, Any]]:
-    """A seeded random sample of rows with about ``hours`` of audio (all rows when the input is smaller)."""
-    rows = [r for r in rows if r.get("audio_path") and not r.get("error")]
-    random.Random(seed).shuffle(rows)
-    budget, out, total = hours * 3600.0, [], 0.0
-    for r in rows:
-        if total >= budget:
-            break
-        out.append(r)
-        total += float(r.get("duration") or 0.0) or 10.0
-    return out
+# --- sampling features from a corpus (tokenize/kmeans_sample.py) ------------------------------------
+collect_features = kmeans_sample.collect_features
 
 
-def load_row_audio(row: dict[str, Any]) -> np.ndarray:
-    from ..manifests.audio import load_audio
-
-    dur = row.get("duration")
-    wav, _ = load_audio(row["audio_path"], float(row.get("start") or 0.0), float(dur) if dur else None)
-    return wav
-
-
-def collect_features(extractor, wavs: Iterable[np.ndarray], batch: int = 8) -> np.ndarray:
-    feats, buf = [], []
-    for w in wavs:
-        buf.append(w)
-        if len(buf) >= batch:
-            feats += extractor.features(buf)
-            buf = []
-    if buf:
-        feats += extractor.features(buf)
-    feats = [f for f in feats if len(f)]
-    if not feats:
-        raise ValueError("no feature frames: the sampled audio is empty or shorter than one frame")
-    return np.concatenate(feats).astype(np.float32)
+def sample_rows(rows: Iterable[dict[str, Any]], hours: float, seed: int,
+                crop_seconds: float | None = 30.0) -> list[dict[str, Any]]:
+    """A seeded sample of spans with about ``hours`` of real audio (all of it when the input is smaller)."""
+    return kmeans_sample.sample_spans(rows, hours, seed, crop_seconds)
 
 
 def train_from_rows(rows: Iterable[dict[str, Any]], extractor, k: int, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
                     max_points_per_centroid: int = 256, niter: int = 25, extra_meta: dict | None = None,
-                    init: str = "k-means++") -> KMeansModel:
-    """Sample ``hours`` of rows, extract features, fit k-means. Unreadable files are skipped with a warning."""
-    picked = sample_rows(rows, hours, seed)
-
-    def wavs():
-        for r in picked:
-            try:
-                yield load_row_audio(r)
-            except Exception as e:  # noqa: BLE001 - a bad file must not stop training
-                log.warning("k-means sample: skipping %s: %s", r.get("audio_path"), e)
-
-    feats = collect_features(extractor, wavs())
+                    init: str = "k-means++", crop_seconds: float | None = 30.0,
+                    extractor_params: dict[str, Any] | None = None) -> KMeansModel:
+    """Sample ``hours`` of spans, extract features (as Ray work when Ray is up and ``extractor_params`` can rebuild
+    the extractor there), fit k-means. Unreadable files are skipped with a warning."""
+    stats: dict[str, int] = {}
+    picked = kmeans_sample.sample_spans(rows, hours, seed, crop_seconds, stats)
+    if extractor_params is not None and kmeans_sample.ray_running():
+        feats, where = kmeans_sample.ray_features(picked, extractor_params), "ray"
+    else:
+        feats, where = collect_features(extractor, kmeans_sample.span_audio(picked)), "local"
     meta = dict(extra_meta or {}, features=extractor.label, frame_rate_hz=extractor.frame_rate_hz,
-                sample_hours=round(sum(float(r.get("duration") or 0) for r in picked) / 3600, 4),
-                sample_rows=len(picked))
+                sample_hours=round(sum(r["duration"] for r in picked) / 3600, 4), sample_rows=len(picked),
+                sample_skipped=stats.get("skipped", 0), sample_crop_seconds=crop_seconds, features_on=where)
     return train(feats, k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid, meta=meta,
                  init=init)
 
 
 def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
-                  max_points_per_centroid: int = 256, **extractor_params) -> str:
+                  max_points_per_centroid: int = 256, crop_seconds: float | None = 30.0, **extractor_params) -> str:
     """Recipe ``prepare`` hook: train ``kmeans`` (a path prefix) from a sample of the run's input unless it exists.
 
     ``extractor_params`` are the TokenizeStage feature parameters (tokenizer, checkpoint, layer, ...), built by
@@ -290,7 +261,8 @@ def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int 
         log.warning("k-means %s is unusable (%s); training it again", prefix, why)
     extractor = build_features(**extractor_params)
     model = train_from_rows(ctx.iter_input(), extractor, k=k, hours=hours, seed=seed,
-                            max_points_per_centroid=max_points_per_centroid, extra_meta=extractor_meta(extractor))
+                            max_points_per_centroid=max_points_per_centroid, extra_meta=extractor_meta(extractor),
+                            crop_seconds=crop_seconds, extractor_params=extractor_params)
     model.save(prefix)
     log.info("k-means: trained k=%d on %d frames -> %s.npy", k, model.meta.get("frames", 0), prefix)
     return str(prefix)
