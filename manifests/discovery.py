@@ -1,7 +1,5 @@
-"""Shared pieces of the corpus recipes: a lazy sorted walk, the item builder, careful text reading.
-
-Why a module of its own: every corpus kind (``librispeech.py``, ``folder.py`` ...: one
-:class:`~slmfactory.manifests.corpus.Corpus` subclass each) yields the same item shape and must walk trees
+"""Shared pieces of the corpus recipes: a lazy sorted walk (local or ``s3://`` via ``storage.py``), the item
+builder, careful text reading. Why a module: every corpus kind yields the same item shape and must walk trees
 of any size the same way.
 
 The item contract (consumed by the runner): ``id``, ``audio_path`` (absolute or None), ``start``,
@@ -10,9 +8,8 @@ The item contract (consumed by the runner): ``id``, ``audio_path`` (absolute or 
 Bad inputs are yielded too, already rejected with a reason that names the file and the fix.
 
 Nothing a row holds may abort a run: :func:`make_item` itself refuses values that could not be written
-(start/duration that are not finite seconds in range, non-string text, unhashable speakers, strings that
-are not valid UTF-8) by returning the item rejected, and :func:`path_problem` checks an audio path with
-``os.stat`` only (never opening it: a FIFO would block) against the corpus root.
+(non-finite or out-of-range seconds, non-string text, unhashable speakers, invalid UTF-8) by returning the
+item rejected; :func:`path_problem` checks an audio path with ``os.stat`` only (a FIFO would block).
 """
 from __future__ import annotations
 
@@ -25,6 +22,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from . import storage
 from .schema import column_value, dumps_meta, reject, seconds_problem, segment_id, utf8_safe
 from .audio import AUDIO_EXTS, file_kind
 
@@ -44,6 +42,9 @@ def walk(root: str) -> Iterator[tuple[str, list[str]]]:
     audio file (``x.wav/``) is walked and also listed among the files, so the corpus kind reports it.
     Names are never opened here: FIFOs, devices and sockets are listed as files for the kind to reject.
     """
+    if storage.is_remote(root):  # s3://bucket/prefix: listed through pyarrow.fs (manifests/storage.py)
+        yield from storage.walk(root)
+        return
     stack = [os.path.abspath(root)]
     seen: set[tuple[int, int]] = set()  # (device, inode) of folders walked: symlink loops end here
     while stack:
@@ -82,6 +83,8 @@ def is_audio(name: str) -> bool:
 
 def check_root(root: str | os.PathLike, what: str, want_dir: bool = True) -> str:
     """The root as an absolute path, or a ``FileNotFoundError`` that says what was expected there."""
+    if storage.is_remote(root):
+        return storage.check_root(str(root), what, want_dir)
     path = os.path.abspath(os.fspath(root))
     if not os.path.exists(path):
         raise FileNotFoundError(f"{root}: no such {'folder' if want_dir else 'file'}; give the {what} root "
@@ -159,6 +162,8 @@ def path_problem(path: str, root: str | None, allow_outside_root: bool = False, 
     """
     if "\x00" in path:
         return f"audio path {path!r} contains a NUL byte; fix the path"
+    if storage.is_remote(path):  # listed by storage.walk; a missing object becomes an error row at decode
+        return None
     if root is not None and not allow_outside_root:
         real, real_root = _realpath(path), _real_dir(os.path.abspath(root))
         if os.path.commonpath([real, real_root]) != real_root:
@@ -203,6 +208,8 @@ def read_utf8(path: str) -> str:
     """A text file's content, or :class:`TextError` naming the first bad byte and the ``iconv`` fix.
 
     Only regular files are opened (checked with ``os.stat`` first: a FIFO named ``x.txt`` would block)."""
+    if storage.is_remote(path):
+        return decode_utf8(storage.read_bytes(path), path)
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
         raise TextError(f"{path}: is a {file_kind(mode)}, not a text file; replace it with the transcript file")

@@ -211,7 +211,7 @@ def step_groups(specs: list[StageSpec]) -> list[list[StageSpec]]:
     """Consecutive task stages fuse into one step; each actor-pool stage is a step of its own."""
     groups: list[list[StageSpec]] = []
     for s in specs:
-        if _is_actor(s) or not groups or _is_actor(groups[-1][0]):
+        if _is_actor(s) or not groups or _is_actor(groups[-1][0]) or s.resources != groups[-1][-1].resources:
             groups.append([s])
         else:
             groups[-1].append(s)
@@ -243,13 +243,15 @@ class RayExecutor:
                   "first": k == 0, "final": k == len(groups) - 1, "out": str(out), "fp": fp}
             common = dict(batch_size=1, batch_format="pyarrow", zero_copy_batch=True,
                           num_cpus=max([reserve.get(s.name, s.num_cpus) for s in group], default=1.0))
+            if group and group[0].resources:
+                common["resources"] = dict(group[0].resources)
             if group and _is_actor(group[0]):
                 if group[0].num_gpus:
                     common["num_gpus"] = group[0].num_gpus
                 ds = ds.map_batches(ShardStep, fn_constructor_kwargs=kw, **common,
                                     compute=ray.data.ActorPoolStrategy(size=int(group[0].concurrency or 1)))
             else:
-                ds = ds.map_batches(run_step, fn_kwargs=kw, compute=ray.data.TaskPoolStrategy(size=max(1, int(cpus))),
+                ds = ds.map_batches(run_step, fn_kwargs=kw, compute=ray.data.TaskPoolStrategy(),  # unsized: nodes that join later get work
                                     **common)
         batches = ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0)
         try:

@@ -32,7 +32,7 @@ PACKAGED = Path(__file__).resolve().parent
 TOP_KEYS = ("name", "vars", "input", "output", "shard_size", "seed", "prepare", "finalize", "stages", "max_rejected")
 MAX_REJECTED = 0.5  # default: warn and exit 3 when more than half of the rows were rejected
 STAGE_KEYS = {"name": (str,), "uses": (str,), "params": (dict,), "batch_size": (int,), "concurrency": (int,),
-              "num_cpus": (int, float), "num_gpus": (int, float)}
+              "num_cpus": (int, float), "num_gpus": (int, float), "resources": (dict,)}
 
 
 class RecipeError(ValueError):
@@ -48,6 +48,7 @@ class StageSpec:
     concurrency: int | None = None
     num_cpus: float = 1.0
     num_gpus: float = 0.0
+    resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources: pins a stage to node types
     allowed: bool = False  # ``uses`` is code the user allowed (--allow-code), not a registered stage
 
 
@@ -279,8 +280,8 @@ def _stage(i: int, st: Any, path: str, allow: tuple[str, ...], problems: list[st
         problems.append(f"{what} has unknown keys {unknown} (a stage takes {', '.join(STAGE_KEYS)})")
     for k, types in STAGE_KEYS.items():
         v = st.get(k)
-        if v is not None and (not isinstance(v, types) or isinstance(v, bool) or (k != "params" and k not in (
-                "name", "uses") and v < 0)):
+        if v is not None and (not isinstance(v, types) or isinstance(v, bool) or (k not in (
+                "params", "resources", "name", "uses") and v < 0)):
             problems.append(f"{what}: {k} must be {' or '.join(t.__name__ for t in types)}"
                             f"{' >= 0' if types[0] in (int,) else ''}, got {v!r}")
             return None
@@ -295,4 +296,5 @@ def _stage(i: int, st: Any, path: str, allow: tuple[str, ...], problems: list[st
     problems += check_params(cls.__init__, params, what) + check_backends(short, params, what)
     return StageSpec(name=name, uses=st["uses"], params=params, batch_size=st.get("batch_size"),
                      concurrency=st.get("concurrency"), num_cpus=float(st.get("num_cpus", 1.0)),
-                     num_gpus=float(st.get("num_gpus", 0.0)), allowed=allowed)
+                     num_gpus=float(st.get("num_gpus", 0.0)), allowed=allowed,
+                     resources={str(k): float(v) for k, v in (st.get("resources") or {}).items()})

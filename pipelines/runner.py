@@ -42,6 +42,7 @@ from typing import Any
 from .context import RunContext
 from .executors import LocalExecutor, RayExecutor
 from .progress import RunProgress, ray_logs
+from .ray_orphans import clean_orphans, record_session
 from .ray_setup import init_ray
 from .recipe import HookSpec, Recipe, RecipeError, load_recipe
 from .registry import load_code
@@ -91,6 +92,7 @@ def run_recipe(recipe: str | Path | Recipe, overrides: dict[str, Any] | None = N
     out = Path(rec.output)
     out.mkdir(parents=True, exist_ok=True)
     with OutputLock(out, rec):
+        clean_orphans(out)  # Ray processes a killed driver of this folder left behind (before --force empties it)
         _claim(out, rec, force)
         return _run_locked(rec, out, executor, address, console, fail_after_shards, t0)
 
@@ -104,6 +106,7 @@ def _run_locked(rec: Recipe, out: Path, executor: str, address: str | None, cons
     with ray_logs(out / "logs", active=executor == "ray") as term:
         if executor == "ray":
             init_ray(address)
+            record_session(out)
         for hook in rec.prepare:
             _call_hook(hook, ctx)
         shards = write_input_shards(ctx.iter_input(), out / "_inputs", rec.shard_size)
