@@ -46,33 +46,33 @@ def _label(i: int) -> str:
 
 
 def summarize(files: list[str]) -> dict[str, Any]:
-    """One streaming pass: counts, hours, speakers, sources, duration bins."""
-    rows = with_audio = with_text = no_duration = n_dur = 0
-    seconds, dmin, dmax = 0.0, math.inf, 0.0
-    speakers: set[str] = set()
-    sources: Counter[str] = Counter()
+    """Counts, hours, speakers, sources, duration bins: one lazy polars scan over every shard (only these five
+    columns are read, aggregated in polars' streaming engine: millions of rows never become Python objects)."""
+    import polars as pl
+
+    cols = ["audio_path", "duration", "speaker", "source", "text"]
+    lf = pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore",
+                         schema={"audio_path": pl.String, "duration": pl.Float64, "speaker": pl.String,
+                                 "source": pl.String, "text": pl.String}).select(cols)
+    d = pl.col("duration")
+    agg = lf.select(
+        rows=pl.len(), with_audio=pl.col("audio_path").is_not_null().sum(),
+        with_text=(pl.col("text").is_not_null() & (pl.col("text") != "")).sum(),
+        no_duration=(d.is_null() & pl.col("audio_path").is_not_null()).sum(), n_dur=d.count(),
+        seconds=d.sum(), min_s=d.min(), max_s=d.max(), speakers=pl.col("speaker").drop_nulls().n_unique(),
+    ).collect(engine="streaming").row(0, named=True)
+    sources = lf.group_by(pl.col("source").cast(pl.String).fill_null("None")).len().collect(engine="streaming")
+    cuts = lf.select(d.drop_nulls().cut(EDGES[1:-1], left_closed=True, labels=[str(i) for i in range(len(EDGES) - 1)])
+                     .value_counts()).unnest("duration").collect(engine="streaming")
     bins = [0] * (len(EDGES) - 1)
-    for r in iter_rows(files, ["audio_path", "duration", "speaker", "source", "text"]):
-        rows += 1
-        with_audio += bool(r.get("audio_path"))
-        with_text += bool(r.get("text"))
-        sources[str(r.get("source"))] += 1
-        if r.get("speaker") is not None:
-            speakers.add(r["speaker"])
-        d = r.get("duration")
-        if d is None:
-            no_duration += bool(r.get("audio_path"))
-            continue
-        n_dur += 1
-        seconds += d
-        dmin, dmax = min(dmin, d), max(dmax, d)
-        for i, c in enumerate(duration_bins([d])):
-            bins[i] += c
-    return {"rows": rows, "with_audio": with_audio, "text_only": rows - with_audio, "with_text": with_text,
-            "hours": seconds / 3600.0, "min_s": None if math.isinf(dmin) else dmin,
-            "max_s": dmax if n_dur else None, "mean_s": seconds / n_dur if n_dur else None,
-            "no_duration": no_duration, "speakers": len(speakers), "sources": dict(sorted(sources.items())),
-            "histogram": [(_label(i), c) for i, c in enumerate(bins)]}
+    for label, count in cuts.iter_rows():
+        bins[int(label)] = int(count)
+    rows, n_dur, seconds = int(agg["rows"]), int(agg["n_dur"]), float(agg["seconds"] or 0.0)
+    return {"rows": rows, "with_audio": int(agg["with_audio"]), "text_only": rows - int(agg["with_audio"]),
+            "with_text": int(agg["with_text"]), "hours": seconds / 3600.0, "min_s": agg["min_s"],
+            "max_s": agg["max_s"] if n_dur else None, "mean_s": seconds / n_dur if n_dur else None,
+            "no_duration": int(agg["no_duration"]), "speakers": int(agg["speakers"]),
+            "sources": dict(sorted(sources.iter_rows())), "histogram": [(_label(i), c) for i, c in enumerate(bins)]}
 
 
 def errors_summary(path: str | Path, files: list[str]) -> dict[str, Any] | None:
