@@ -98,8 +98,12 @@ def llm_dir(key: str = "smollm2-135m-instruct") -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["llm-dir"]:  # for recipes: text_tokenizer=$(python -m slmfactory.manifests.models llm-dir)
+        print(llm_dir())
+        return
     if args[:1] != ["prepare"]:
-        print("usage: python -m slmfactory.manifests.models prepare   (convert the bundled LLM once)")
+        print("usage: python -m slmfactory.manifests.models prepare   (convert the bundled LLM once)\n"
+              "       python -m slmfactory.manifests.models llm-dir   (print the converted LLM's folder)")
         raise SystemExit(2)
     for entry in BUNDLED.values():
         print(f"{entry.key:24s} {entry.path()}")
