@@ -138,7 +138,10 @@ def _train_small_lm(out: Path, total: int) -> dict[str, Any]:
     from ..slm.train import TrainConfig, train
 
     t0 = time.time()
-    res = train(TrainConfig(data=str(packed), out=str(out / "slm"), steps=20, batch_size=2, checkpoint_every=20))
+    small = {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
+             "intermediate_size": 384}  # a cold smoke run: the TWIST init (`--init smollm2`) is docs/slm.md's table
+    res = train(TrainConfig(data=str(packed), out=str(out / "slm"), steps=20, batch_size=2, checkpoint_every=20,
+                            model=small))
     line = (f"[{total}/{total}] train a small speech LM (20 CPU steps): loss {res['first_loss']:.3f} -> "
             f"{res['last_loss']:.3f}, {time.time() - t0:.0f} s")
     return {"step": "train speech LM", "status": "ok", "rows": "", "errors": "", "out": res["out"],
