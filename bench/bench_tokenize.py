@@ -1,9 +1,11 @@
 """Tokenization benchmark: every comparison is measured in the same run, medians and ratios printed.
 
 (a) audio-seconds per wall-second, HuBERT-base architecture (random weights: speed does not depend on them)
-    layer 6 + k-means units on 2-8 s segments: our TokenizeStage vs a per-file fp32 loop that mimics the usual
-    feature-dump script (decode, features, assignment, write, one file at a time). Also: unit agreement of
-    reduced precision with fp32, padding share of length-bucketed batches.
+    layer 6 + k-means units on 2-8 s segments: our TokenizeStage with DEFAULT settings (as a user gets it:
+    default batching, ``precision: auto``) vs a per-file fp32 loop that mimics the usual feature-dump script
+    (decode, features, assignment, write, one file at a time), interleaved, medians; the line starting
+    ``default:`` is that ratio. Ablations: unit agreement of other precisions with fp32, padding share of
+    length-bucketed batches (``--no-ablations`` skips them).
 (b) k-means: faiss vs scikit-learn MiniBatchKMeans with fairseq learn_kmeans.py settings, same features:
     training time and inertia (sum of squared distances over ALL frames).
 (c) achieved GFLOP/s of the HuBERT forward vs a plain matmul on the same device.
@@ -84,7 +86,6 @@ def agreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 
 def bench_a(args, tmp: Path):
     from slmfactory.tokenize import kmeans as km
-    from slmfactory.tokenize.base import pick_precision
     from slmfactory.tokenize.stage import TokenizeStage
 
     files = make_segments(args.segments, tmp)
@@ -100,23 +101,27 @@ def bench_a(args, tmp: Path):
     model = km.train(feats, args.k, seed=0, niter=50)
     model.save(tmp / "km")
     base_model = fp32.model if args.device == "cpu" else fp32.model.cpu()
-    default_prec = pick_precision(None, fp32.device)
-    print(f"(a) {len(files)} segments, {audio_s:.1f} s of audio, device={fp32.device}, "
-          f"threads={torch.get_num_threads()}, default precision={default_prec}")
 
     def mk(prec, bs):
-        return TokenizeStage("hubert", kmeans=str(tmp / "km"), allow_random=True, device=args.device,
-                             precision=prec, batch_seconds=bs)
+        st = TokenizeStage("hubert", kmeans=str(tmp / "km"), allow_random=True, device=args.device,
+                           precision=prec, batch_seconds=bs)
+        st.tok.extractor.model.load_state_dict(fp32.model.state_dict())  # the same random weights everywhere
+        return st
 
-    ours = mk(None, args.batch_seconds)
-    ours.tok.extractor.model.load_state_dict(fp32.model.state_dict())
+    ours = mk(None, args.batch_seconds)  # the defaults: precision auto (calibrated at build), default batching
+    dec = ours.tok.precision
+    print(f"(a) {len(files)} segments, {audio_s:.1f} s of audio, device={fp32.device}, "
+          f"threads={torch.get_num_threads()}, default precision auto -> {dec.used} (candidate {dec.candidate}, "
+          f"calibration agreement {dec.agreement if dec.agreement is not None else 'n/a'}), "
+          f"batch_seconds={ours.tok.extractor.batch_seconds:g}")
     our_path(files[:2], ours)  # warm-up (kernel selection) for both paths
     per_file_loop(files[:2], base_model, model.centroids, tmp)
     results = {}
+    default_name = (f"ours, defaults ({ours.tok.extractor.precision}, batch_seconds="
+                    f"{ours.tok.extractor.batch_seconds:g})")
     for _ in range(args.repeat):  # interleave the two so machine load affects both alike
         for name, fn in (("per-file fp32 loop", lambda: per_file_loop(files, base_model, model.centroids, tmp)),
-                         (f"ours ({ours.tok.extractor.precision}, batch_seconds="
-                          f"{ours.tok.extractor.batch_seconds:g})", lambda: our_path(files, ours))):
+                         (default_name, lambda: our_path(files, ours))):
             t, u = timed(fn, 1)
             results.setdefault(name, ([], None))
             results[name] = (results[name][0] + [t], u)
@@ -127,6 +132,13 @@ def bench_a(args, tmp: Path):
         t = statistics.median(ts)
         print(f"    {name:45s} {audio_s / t:7.1f} audio-s/s   x{base_t / t:4.2f} vs loop   "
               f"unit agreement with fp32 {agreement(u, base_units):.4f}")
+    ts = results[default_name][0]
+    print(f"default: x{base_t / statistics.median(ts):.2f} vs the per-file fp32 loop (medians of {len(ts)} "
+          f"interleaved runs; per run x{', x'.join(f'{b / t:.2f}' for b, t in zip(results[base_name][0], ts))}; "
+          f"precision {dec.used}, unit agreement with fp32 {agreement(results[default_name][1], base_units):.4f}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    if args.no_ablations:
+        return feats, fp32
     # ablations, one run each: the other precision, and padded length-bucketed batches
     abl = []
     precs = ["fp32", "bf16"] if args.device == "cpu" else ["fp32", "bf16", "fp16"]
@@ -136,7 +148,6 @@ def bench_a(args, tmp: Path):
                 continue
             abl.append((f"ours {prec}, " + (f"batches of <= {bs:g} s" if bs else "one item per forward"), mk(prec, bs)))
     for name, st in abl:
-        st.tok.extractor.model.load_state_dict(fp32.model.state_dict())
         our_path(files[:2], st)
         t, u = timed(lambda: our_path(files, st), 1)
         pad = st.tok.extractor.last_padding_share
@@ -184,7 +195,7 @@ def bench_c(args, ext):
 
     from slmfactory.tokenize.hubert import TorchaudioHubert
 
-    ext = TorchaudioHubert(None, layer=6, device=args.device, precision=None, batch_seconds=0, seed=0)
+    ext = TorchaudioHubert(None, layer=6, device=args.device, precision="fp32", batch_seconds=0, seed=0)
     # FlopCounterMode cannot see through weight-norm parametrizations: bake the weight in (same numbers)
     torch.nn.utils.parametrize.remove_parametrizations(ext.model.encoder.transformer.pos_conv_embed.conv, "weight")
     dev = ext.device
@@ -220,6 +231,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-seconds", type=float, default=None, help="ours: default per device (CPU 0, GPU 240)")
     p.add_argument("--abl-batch-seconds", type=float, default=30.0)
+    p.add_argument("--no-ablations", action="store_true", help="(a): only the loop and the defaults")
     p.add_argument("-k", type=int, default=100)
     p.add_argument("--kmeans-seconds", type=float, default=300.0, help="seconds of speech features for (b)")
     p.add_argument("--niter", type=int, default=25)

@@ -84,23 +84,11 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has AMX-BF16 tiles. AVX512-BF16 alone is not enough: on an AMD EPYC with avx512_bf16
-    (our CI machine kind) torch's bf16 matmul ran at 0.6x of fp32 and the bf16 HuBERT forward at 0.7x
-    (bench/bench_tokenize.py (a), (c)), so there fp32 stays the default."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return " amx_bf16" in flags
-
-
 def pick_precision(precision: str | None, device: str) -> str:
-    """Default precision per device, from a capability check (not a timing, so the choice and therefore the
-    units are deterministic on a machine kind): bf16 on GPUs that support it, else fp16; bf16 on CPUs with
-    AMX; fp32 otherwise. Reduced precision changes ~0.1-1% of units (the benchmark prints the agreement)."""
-    import torch
+    """An explicit precision, checked; ``auto``/None -> what ``precision.auto_candidate`` proposes for the device
+    (bf16 on CPUs with AVX512-BF16/AMX and bf16 GPUs, fp16 on older GPUs, else fp32). The proposal is only
+    kept after the unit-agreement calibration (``precision.decide``), which the unit-producing tokenizer runs."""
+    from .precision import auto_candidate
 
     if precision not in (None, "auto"):
         if precision not in PRECISIONS:
@@ -108,9 +96,7 @@ def pick_precision(precision: str | None, device: str) -> str:
         if precision == "fp16" and device == "cpu":
             raise ValueError("precision=fp16 is not supported on CPU (no fast kernels); use bf16 or fp32")
         return precision
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return auto_candidate(device)
 
 
 def torch_dtype(precision: str):

@@ -13,6 +13,7 @@ import numpy as np
 from .assign import Assigner
 from .base import SpeechTokenizer
 from .kmeans import KMeansModel
+from .precision import PrecisionDecision, decide
 
 
 class KMeansTokenizer:
@@ -35,6 +36,11 @@ class KMeansTokenizer:
         self.frame_rate_hz = extractor.frame_rate_hz
         self.vocab_size = kmeans.k
         self.label = f"{extractor.label}+km{kmeans.k}-{kmeans.short_hash}"
+        self.precision: PrecisionDecision | None = None
+        if hasattr(extractor, "precision_requested"):  # a neural extractor: resolve auto on units, not features
+            self.precision = decide(extractor.precision_requested, extractor.precision_candidate,
+                                    lambda p: setattr(extractor, "precision", p), self.encode, self.label)
+            self.label += self.precision.tag()
 
     def encode(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if getattr(self.extractor, "returns_torch", False):  # keep features on the device for the argmin

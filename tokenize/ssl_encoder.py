@@ -91,9 +91,13 @@ class SslEncoderFeatures(SpeechTokenizer):
 
     def __init__(self, device: str, precision: str | None, batch_seconds: float | None):
         self.device = pick_device(device)
-        self.precision = pick_precision(precision, self.device)
-        if batch_seconds is None:  # CPU: one item per forward measured fastest; GPU: big padded batches
-            batch_seconds = 0.0 if self.device == "cpu" else 240.0
+        # auto: fp32 until the unit tokenizer (quantized.KMeansTokenizer) has checked the candidate on units;
+        # features alone (k-means training) stay fp32 unless a precision is given
+        self.precision_requested = precision or "auto"
+        self.precision_candidate = pick_precision(precision, self.device)
+        self.precision = self.precision_candidate if self.precision_requested != "auto" else "fp32"
+        if batch_seconds is None:  # padded length-sorted batches: 30 s on CPU (bf16 GEMMs gain most from
+            batch_seconds = 30.0 if self.device == "cpu" else 240.0  # size, bench_tokenize), 240 s on a GPU
         self.batch_seconds = batch_seconds
         self.frame_rate_hz = SR / self.hop
         self.last_padding_share = 0.0
