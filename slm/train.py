@@ -71,7 +71,9 @@ class TrainConfig:
 
 
 def lr_at(step: int, cfg: TrainConfig, horizon: int) -> float:
-    warm = max(1, int(cfg.warmup_frac * horizon))
+    """Linear warm-up over ``warmup_frac`` of the run (slamkit: 1%), but never fewer than min(10, horizon/10)
+    steps: a short run must not take its first step at full lr (TWIST init showed grad norms of 30+ there)."""
+    warm = max(int(cfg.warmup_frac * horizon), min(10, max(1, horizon // 10)))
     if step < warm:
         return cfg.lr * (step + 1) / warm
     progress = min(1.0, (step - warm) / max(1, horizon - warm))
@@ -160,6 +162,7 @@ def run(cfg: TrainConfig, rank: int = 0, world: int = 1) -> dict[str, Any]:
     log = MetricsLog(out, step) if rank == 0 else None
     bar = _progress(horizon, step) if rank == 0 and cfg.progress else None
     losses: list[float] = []
+    last_val: tuple[int, float | None] = (-1, None)  # (step, held-out loss) of the latest in-loop validation
     val = None
     reason = "steps" if cfg.steps else "tokens" if cfg.tokens else "minutes"
     t_run, s_before = time.time(), train_s
@@ -197,6 +200,7 @@ def run(cfg: TrainConfig, rank: int = 0, world: int = 1) -> dict[str, Any]:
         losses.append(loss)
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == horizon):
             val = validation_loss(model, data, cfg, device, precision, rank, world)
+            last_val = (step, val)
         if log is not None and (step % cfg.log_every == 0 or step == horizon or val is not None):
             row = {"step": step, "loss": loss, "lr": lr, "tokens": seen, "grad_norm": grad_norm,
                    "tokens_per_s": gb * ctx_len / max(time.time() - t0, 1e-9), "train_seconds": round(train_s, 3)}
@@ -210,7 +214,8 @@ def run(cfg: TrainConfig, rank: int = 0, world: int = 1) -> dict[str, Any]:
                         text_targets=text_targets, targets=all_targets, train_seconds=train_s, precision=precision)
     if bar is not None:
         bar.close()
-    final_val = validation_loss(model, data, cfg, device, precision, rank, world)
+    # the loop's own last validation, when it ran at this very step (a held-out pass is costly for a 135M LM on CPU)
+    final_val = last_val[1] if last_val[0] == step else validation_loss(model, data, cfg, device, precision, rank, world)
     if step > start and step % cfg.checkpoint_every and step != horizon:  # stopped by the clock: keep the state
         _checkpoint(out, step, model, tok, meta, opt, cfg, rank, world, horizon=horizon, tokens=seen,
                     text_targets=text_targets, targets=all_targets, train_seconds=train_s, precision=precision)
