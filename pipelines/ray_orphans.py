@@ -72,8 +72,9 @@ def clean_orphans(out: Path, grace_s: float = 2.0) -> list[int]:
         return []
     if info.get("host") != socket.gethostname():
         return []  # another machine's run (OUT on shared storage): its processes are not visible here
-    if driver != os.getpid() and _started(driver) == info.get("driver_started"):
-        log.warning("%s: the Ray session of pid %d is still running; not cleaning it up", path, driver)
+    if _started(driver) == info.get("driver_started"):  # its driver lives: this process (a second run in one
+        if driver != os.getpid():                        # Python session) or another: nothing is orphaned
+            log.warning("%s: the Ray session of pid %d is still running; not cleaning it up", path, driver)
         return []
     victims = leftover_processes(session_dir, [tuple(x) for x in info.get("pids", [])])
     for p in victims:

@@ -263,3 +263,15 @@ def test_orphans_of_a_killed_driver_are_cleaned_up(tmp_path):
         if session:
             for p in leftover_processes(session):
                 p.kill()
+
+
+def test_a_live_driver_s_own_ray_is_never_cleaned_up(tmp_path, ray_local):
+    """Two runs in one Python session (a notebook, this test session): the second run's clean-up must not end the
+    Ray the first one recorded: its driver is this very process, alive. (Killing it took pytest down with it.)"""
+    from slmfactory.pipelines.ray_orphans import SESSION_FILE, clean_orphans, record_session
+
+    info = record_session(tmp_path)
+    if info is None:  # the session's Ray was not started by this process (e.g. RAY_ADDRESS): nothing to check
+        pytest.skip("this process did not start the embedded Ray")
+    assert clean_orphans(tmp_path) == [] and (tmp_path / SESSION_FILE).exists()
+    assert ray_local.get(ray_local.put(41)) + 1 == 42  # Ray still answers
