@@ -57,7 +57,6 @@ class CodecTokenizer(SpeechTokenizer):
             and getattr(cfg, "chunk_length", None) is None
         self.batch_seconds = float(batch_seconds if batch_seconds is not None else 60.0)
         self.label = f"{self.name}-q{num_codebooks}-{file_hash(p)[:8]}"
-        torch.set_grad_enabled(False)
         self.precision = decide(precision, pick_precision(precision, self.device),
                                 lambda q: setattr(self, "_prec", q), self.encode, self.label,
                                 batch=calibration_batch()[:2])  # 2.5 s: codecs give Q codes per frame
