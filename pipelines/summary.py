@@ -82,7 +82,7 @@ def next_commands(recipe: str, out: str | os.PathLike) -> list[str]:
     nxt = {
         "ingest": [f"slmfactory run units corpus={o} out={o}_units",
                    f"slmfactory run interleaved corpus={o} out={o}_interleaved"],
-        "interleaved": [f"slmfactory slm train {o}/packed -o {o}_slm"],
+        "interleaved": [f"slmfactory slm train {o}/packed -o {o}_slm" + _init_flag(o)],
     }.get(recipe, [])
     if recipe.startswith("synth"):
         nxt = [f"python -c \"import datasets; print(datasets.load_dataset('{o}/hf', split='train'))\""]
@@ -126,3 +126,15 @@ def rejected_warning(res: Any, threshold: float) -> str | None:
 
 def _n(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _init_flag(out: str) -> str:
+    """TWIST init needs text ids of the LM's own tokenizer: a packed set made with a corpus-trained sentencepiece
+    model can only train from cold (the trainer would refuse and say so; better to suggest what works)."""
+    import json
+
+    try:
+        info = json.loads(Path(out, "packed", "dataset_info.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return " --init cold" if (info.get("text_tokenizer") or {}).get("kind") == "sentencepiece" else ""
