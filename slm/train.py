@@ -5,8 +5,11 @@ applies (AdamW, lr 1e-3 cosine to a 5e-5 floor, 1% warm-up, grad clip 0.5, bf16)
 consumes a *global batch* of ``batch_size * grad_accum * workers`` blocks; every rank takes its slice of
 the same global batch and the loss is normalised by the global number of target tokens, so 2 workers and
 1 worker with 2x accumulation compute the same update (``tests/test_slm_train.py`` checks the curves).
-Budgets: ``steps``, ``tokens`` (both fix the cosine horizon) and ``minutes`` (a wall-clock cap; alone, it
-sets the horizon from one timed micro-batch - the horizon is stored, so a resume keeps it).
+Budgets: ``steps``, ``tokens`` (both fix the cosine horizon) and ``minutes`` (a wall-clock cap). Alone,
+``minutes`` runs the cosine on the clock (progress = elapsed / budget), so the lr reaches its floor when the
+time is up however fast the machine is that day; a horizon estimated from timed micro-batches only sizes the
+warm-up and the progress bar. (A step horizon from one timed batch stopped runs at lr 8.8e-4 of 1e-3 when
+the machine got busier mid-run.)
 """
 from __future__ import annotations
 
@@ -70,13 +73,14 @@ class TrainConfig:
             raise ValueError(f"text_share {self.text_share}: give a share of tokens in [0, 1)")
 
 
-def lr_at(step: int, cfg: TrainConfig, horizon: int) -> float:
+def lr_at(step: int, cfg: TrainConfig, horizon: int, clock: float | None = None) -> float:
     """Linear warm-up over ``warmup_frac`` of the run (slamkit: 1%), but never fewer than min(10, horizon/10)
-    steps: a short run must not take its first step at full lr (TWIST init showed grad norms of 30+ there)."""
+    steps: a short run must not take its first step at full lr (TWIST init showed grad norms of 30+ there).
+    Then cosine over the steps, or over ``clock`` (the elapsed share of a ``minutes``-only budget)."""
     warm = max(int(cfg.warmup_frac * horizon), min(10, max(1, horizon // 10)))
     if step < warm:
         return cfg.lr * (step + 1) / warm
-    progress = min(1.0, (step - warm) / max(1, horizon - warm))
+    progress = min(1.0, clock if clock is not None else (step - warm) / max(1, horizon - warm))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
@@ -165,9 +169,11 @@ def run(cfg: TrainConfig, rank: int = 0, world: int = 1) -> dict[str, Any]:
     last_val: tuple[int, float | None] = (-1, None)  # (step, held-out loss) of the latest in-loop validation
     val = None
     reason = "steps" if cfg.steps else "tokens" if cfg.tokens else "minutes"
+    on_clock = not cfg.steps and not cfg.tokens  # minutes alone: the schedule follows the clock
     t_run, s_before = time.time(), train_s
-    while step < horizon:
-        if cfg.minutes is not None and _reduce(s_before + time.time() - t_run, world, "max") >= cfg.minutes * 60:
+    while step < horizon or on_clock:
+        elapsed = _reduce(s_before + time.time() - t_run, world, "max") if cfg.minutes is not None else 0.0
+        if cfg.minutes is not None and elapsed >= cfg.minutes * 60:
             reason = "minutes"
             break
         t0 = time.time()
@@ -178,7 +184,7 @@ def run(cfg: TrainConfig, rank: int = 0, world: int = 1) -> dict[str, Any]:
                  for m in range(cfg.grad_accum)]
         local = sum(b.targets for b in micro)
         total = _reduce(float(local), world)
-        lr = lr_at(step, cfg, horizon)
+        lr = lr_at(step, cfg, horizon, elapsed / (cfg.minutes * 60) if on_clock else None)
         for g in opt.param_groups:
             g["lr"] = lr
         loss_sum = 0.0
@@ -198,25 +204,27 @@ def run(cfg: TrainConfig, rank: int = 0, world: int = 1) -> dict[str, Any]:
         step, seen = step + 1, seen + gb * ctx_len
         train_s += time.time() - t0
         losses.append(loss)
-        if cfg.eval_every and (step % cfg.eval_every == 0 or step == horizon):
+        at_end = not on_clock and step == horizon
+        if cfg.eval_every and (step % cfg.eval_every == 0 or at_end):
             val = validation_loss(model, data, cfg, device, precision, rank, world)
             last_val = (step, val)
-        if log is not None and (step % cfg.log_every == 0 or step == horizon or val is not None):
-            row = {"step": step, "loss": loss, "lr": lr, "tokens": seen, "grad_norm": grad_norm,
+        if log is not None and (step % cfg.log_every == 0 or at_end or val is not None):
+            row = {"step": step, "loss": loss, "lr": lr, "tokens": seen, "target_tokens": all_targets,
+                   "grad_norm": grad_norm,
                    "tokens_per_s": gb * ctx_len / max(time.time() - t0, 1e-9), "train_seconds": round(train_s, 3)}
             log.write({**row, **({"val_loss": val} if val is not None else {})})
         val = None
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.3f}")
             bar.update(1)
-        if step % cfg.checkpoint_every == 0 or step == horizon:
+        if step % cfg.checkpoint_every == 0 or at_end:
             _checkpoint(out, step, model, tok, meta, opt, cfg, rank, world, horizon=horizon, tokens=seen,
                         text_targets=text_targets, targets=all_targets, train_seconds=train_s, precision=precision)
     if bar is not None:
         bar.close()
     # the loop's own last validation, when it ran at this very step (a held-out pass is costly for a 135M LM on CPU)
     final_val = last_val[1] if last_val[0] == step else validation_loss(model, data, cfg, device, precision, rank, world)
-    if step > start and step % cfg.checkpoint_every and step != horizon:  # stopped by the clock: keep the state
+    if step > start and step % cfg.checkpoint_every and (on_clock or step != horizon):  # stopped by the clock: keep the state
         _checkpoint(out, step, model, tok, meta, opt, cfg, rank, world, horizon=horizon, tokens=seen,
                     text_targets=text_targets, targets=all_targets, train_seconds=train_s, precision=precision)
     if rank == 0:
@@ -242,17 +250,21 @@ def _checkpoint(out, step, model, tok, meta, opt, cfg, rank, world, **state) -> 
 
 def _horizon(cfg: TrainConfig, net, data: PackedBlocks, device, precision: str, gb: int, ctx_len: int,
              world: int) -> int:
-    """Steps the cosine schedule spans: from steps/tokens, else from minutes and one timed micro-batch."""
+    """Steps the cosine schedule spans: from steps/tokens, else estimated from minutes and the faster of two
+    timed micro-batches after an untimed one (the first pays for allocation and thread start-up)."""
     if cfg.steps:
         return int(cfg.steps)
     if cfg.tokens:
         return max(1, math.ceil(cfg.tokens / (gb * ctx_len)))
     b = to_batch(*(np.stack(c) for c in zip(*[blk for blk, _ in zip(data.stream(0), range(cfg.batch_size))])))
-    t0 = time.time()
-    with autocast(device, precision):
-        token_nll_sum(net, *(torch.from_numpy(a).to(device) for a in (b.input_ids, b.position_ids, b.labels))).backward()
-    net.zero_grad(set_to_none=True)
-    per_step = _reduce((time.time() - t0) * cfg.grad_accum, world, "max")
+    times = []
+    for _ in range(3):
+        t0 = time.time()
+        with autocast(device, precision):
+            token_nll_sum(net, *(torch.from_numpy(a).to(device) for a in (b.input_ids, b.position_ids, b.labels))).backward()
+        net.zero_grad(set_to_none=True)
+        times.append(time.time() - t0)
+    per_step = _reduce(min(times[1:]) * cfg.grad_accum, world, "max")
     return max(1, int(cfg.minutes * 60 / per_step))
 
 

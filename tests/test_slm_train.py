@@ -115,3 +115,19 @@ def test_twist_init_from_smollm2_trains_and_exports(tmp_path):
     prompt = tok("the cat", return_tensors="pt").input_ids
     out = model.generate(prompt, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == prompt.shape[1] + 3
+
+
+def test_minutes_alone_anneals_on_the_clock(packed, tmp_path):
+    """``--minutes`` without steps: the cosine follows elapsed time, so the last step's lr is near the floor
+    (a step horizon guessed from one timed batch stopped runs mid-schedule when the machine slowed down)."""
+    from slmfactory.slm.train import lr_at
+
+    cfg = _cfg(packed, tmp_path / "m", steps=None, minutes=0.05, eval_every=0, checkpoint_every=10_000)
+    assert cfg.steps is None
+    res = train(cfg)
+    rows = [r for r in read_metrics(tmp_path / "m") if "lr" in r]
+    assert res["stopped_by"] == "minutes" and len(rows) == res["steps"] > 10
+    assert rows[-1]["lr"] < 0.2 * cfg.lr, "the schedule did not anneal by the end of the time budget"
+    assert lr_at(50, cfg, 100, clock=1.0) == pytest.approx(cfg.min_lr)
+    assert rows[-1]["target_tokens"] <= rows[-1]["tokens"]  # real targets, padding not counted
+    assert list_checkpoints(tmp_path / "m")  # stopped by the clock: the state is kept for a resume
