@@ -133,6 +133,16 @@ def test_scoring_matches_hf_loss_and_options(bench, tiny_model):
     assert batched[0] == pytest.approx(ref, abs=1e-4)
     restricted = score.mean_nll(model, seqs, score.ScoreConfig(restrict=True), vocab)
     assert all(r < b for r, b in zip(restricted, batched))  # a smaller normaliser: lower NLL
+    # the restricted scorer computes only the allowed logits; it must equal the full logits' restricted softmax
+    allowed = torch.tensor(score.allowed_ids(vocab))
+    with torch.no_grad():
+        lg = model(torch.tensor([seqs[1]])).logits[0, :-1].index_select(-1, allowed)
+    tgt = torch.tensor([score.allowed_ids(vocab).index(t) for t in seqs[1][1:]])
+    ref = float(-torch.log_softmax(lg, -1).gather(1, tgt[:, None]).mean())
+    assert restricted[1] == pytest.approx(ref, abs=1e-4)
+    ids, mask = torch.tensor([seqs[1]]), torch.ones(1, len(seqs[1]), dtype=torch.long)
+    assert score.restricted_head(model, ids, mask, allowed) is not None
+    assert score.restricted_head(model, ids, mask, allowed).__name__ == "fast"  # a Llama head is a plain linear map
     assert score.accuracy([1.0, 2.0, 3.0], [2.0, 1.0, 3.0]) == pytest.approx(0.5)  # win, loss, tie
 
 
