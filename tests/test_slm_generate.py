@@ -129,23 +129,40 @@ def test_continuation_from_librivox_audio(lm, model_dir, librivox, tmp_path):
     assert r.exit_code != 0 and "no vocoder" in r.output and not (tmp_path / "x.wav").exists()
 
 
-def test_codec_units_decode_to_audio(tmp_path, librivox):
-    """A tiny EnCodec (real architecture, random weights): 1 s of speech -> one codebook of units -> a waveform of
-    exactly frames x hop samples at the codec's rate."""
-    from transformers import EncodecConfig, EncodecModel
+def _tiny_codec(kind: str):
+    """A tiny codec of the real architecture with random weights (no codec weights ship offline)."""
+    from transformers import EncodecConfig, EncodecModel, MimiConfig, MimiModel
 
     torch.manual_seed(0)
-    cfg = EncodecConfig(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1, codebook_size=64)
-    model = EncodecModel(cfg).eval()
+    if kind == "encodec":
+        cfg = EncodecConfig(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1, codebook_size=64)
+        model, rate = EncodecModel(cfg).eval(), 75
+    else:
+        cfg = MimiConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=2, head_dim=16, codebook_size=64, codebook_dim=16, num_quantizers=8,
+                         num_semantic_quantizers=1, num_filters=4, vector_quantization_hidden_dimension=16,
+                         upsample_groups=32)
+        model, rate = MimiModel(cfg).eval(), 12.5
     g = torch.Generator().manual_seed(0)
     for name, buf in model.named_buffers():  # a fresh codebook is all zeros: fill it so codes vary
-        if name.endswith("codebook.embed"):
+        if name.endswith(("codebook.embed", "codebook.embed_avg", "codebook.embed_sum")):
             buf.copy_(torch.randn(buf.shape, generator=g))
-    model.save_pretrained(tmp_path / "encodec")
-    units, stage = prompt_units(librivox[0][0], 1.0, {"tokenizer": "encodec", "checkpoint": str(tmp_path / "encodec"),
+        elif name.endswith(("cluster_usage", "cluster_size")):  # Mimi: embed = embed_sum / usage
+            buf.fill_(1.0)
+    return model, cfg, rate
+
+
+@pytest.mark.parametrize("kind", ["encodec", "mimi"])
+def test_codec_units_decode_to_audio(tmp_path, librivox, kind):
+    """A tiny EnCodec / Mimi (real architecture, random weights): 1 s of speech -> one codebook of units -> a
+    waveform of exactly frames x hop samples at the codec's rate."""
+    model, cfg, rate = _tiny_codec(kind)
+    model.save_pretrained(tmp_path / kind)
+    units, stage = prompt_units(librivox[0][0], 1.0, {"tokenizer": kind, "checkpoint": str(tmp_path / kind),
                                                       "num_codebooks": 1, "device": "cpu", "num_threads": 1})
-    assert abs(len(units) - 75) <= 1 and all(0 <= u < 64 for u in units)  # 75 Hz frames, one codebook
+    assert abs(len(units) - rate) <= 1 and all(0 <= u < 64 for u in units)  # frames per second, one codebook
     wav, sr = units_to_audio(stage, units)
-    assert sr == cfg.sampling_rate and len(wav) == len(units) * int(np.prod(cfg.upsampling_ratios))
+    hop = int(np.prod(cfg.upsampling_ratios)) * (2 if kind == "mimi" else 1)  # Mimi: 25 Hz encoder, 2x frame rate down
+    assert sr == cfg.sampling_rate and len(wav) == len(units) * hop
     other, _ = units_to_audio(stage, [(u * 7 + i) % 64 for i, u in enumerate(units)])  # what a model might emit
     assert np.isfinite(wav).all() and len(other) == len(wav) and not np.allclose(other, wav)
