@@ -70,6 +70,8 @@ def kmeans_train(
     niter: int = typer.Option(25, help="Lloyd iterations (faiss default 25)"),
     init: str = typer.Option("k-means++", help="k-means++ (seeding as fairseq/sklearn) or random (faiss default)"),
     seed: int = typer.Option(1369, help="sampling and k-means seed (fairseq default 1369)"),
+    standardize: str = typer.Option("auto", help="cluster z-scored features: auto (spectral yes, neural layers "
+                                    "no, as fairseq) | true | false; the mean/std are stored in PREFIX.json"),
     precision: Optional[str] = typer.Option(None, help="fp32 | bf16 | fp16 (default per device)"),
     device: str = typer.Option("auto"),
     allow_random: bool = typer.Option(False, hidden=True, help="random HuBERT weights (tests/benchmarks only)"),
@@ -90,7 +92,7 @@ def kmeans_train(
         _fail(str(e))
     model = km.train_from_rows(iter_rows(manifest, corpus), ext, k=k, hours=hours, seed=seed,
                                max_points_per_centroid=max_points_per_centroid, niter=niter, init=init,
-                               extra_meta=dict(km.extractor_meta(ext), preset=preset))
+                               extra_meta=dict(km.extractor_meta(ext), preset=preset), standardize=standardize)
     npy = model.save(out)
     m = model.meta
     Console().print(f"k-means k={k} on {m['frames']} frames ({m['sample_hours']} h, {m['sample_rows']} files) of "

@@ -52,6 +52,35 @@ def test_train_recovers_clusters_and_is_seeded():
         km.train(x[:5], 8)
 
 
+def test_standardized_kmeans_clusters_by_every_dimension(tmp_path):
+    """Two dimensions carry the clusters with a small spread; one loud dimension carries noise 30x larger. Raw
+    k-means splits the loud noise; standardized k-means (stored mean/std, applied by the assigner) finds the
+    clusters, survives save/load, and gets its own tokenizer hash."""
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 4, 4000)
+    grid = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    x = np.concatenate([grid[lab] + rng.normal(0, 0.05, (4000, 2)), rng.normal(0, 30, (4000, 1))], 1).astype(np.float32)
+
+    def purity(units):
+        return np.mean([np.bincount(units[lab == j]).max() / (lab == j).sum() for j in range(4)])
+
+    raw = km.train(x, 4, seed=0)
+    z = km.train(x, 4, seed=0, standardize=True)
+    assert raw.standardize is None and z.standardize is not None
+    assert purity(Assigner(raw.centroids)(x)) < 0.7
+    assert purity(Assigner(z.centroids, standardize=z.standardize)(x)) > 0.99
+    z.save(tmp_path / "z")
+    again = km.load(tmp_path / "z")
+    assert np.array_equal(Assigner(again.centroids, standardize=again.standardize)(x),
+                          Assigner(z.centroids, standardize=z.standardize)(x))
+    assert again.short_hash == z.short_hash != km.KMeansModel(z.centroids).short_hash
+    spectral, hubert = type("S", (), {"name": "spectral"})(), type("H", (), {"name": "hubert"})()
+    assert km.wants_standardize("auto", spectral) and not km.wants_standardize("auto", hubert)
+    assert not km.wants_standardize("false", spectral)
+    with pytest.raises(ValueError, match="auto, true or false"):
+        km.wants_standardize("maybe", spectral)
+
+
 def test_import_sklearn_requires_allow_pickle(tmp_path):
     """A joblib-pickled sklearn KMeans (the fairseq format) is refused without allow_pickle, converted with it.
     The model is fitted by the test on random blobs and saved to tmp_path."""

@@ -13,7 +13,10 @@ import numpy as np
 class Assigner:
     """Holds the centroids on the device once; ``__call__`` maps (N, D) features to (N,) int32 units."""
 
-    def __init__(self, centroids: np.ndarray, device: str = "cpu", chunk_frames: int = 65536):
+    def __init__(self, centroids: np.ndarray, device: str = "cpu", chunk_frames: int = 65536,
+                 standardize: tuple[np.ndarray, np.ndarray] | None = None):
+        """``standardize``: ``(mean, std)`` per dimension when the centroids were fitted on z-scored features
+        (``kmeans.train(standardize=True)``); features are z-scored the same way before the argmin."""
         import torch
 
         if centroids.ndim != 2:
@@ -24,6 +27,13 @@ class Assigner:
         self.c_sq = (self.c * self.c).sum(1)
         self.k, self.dim = centroids.shape
         self.chunk = chunk_frames
+        self.mean = self.std = None
+        if standardize is not None:
+            mean, std = (torch.as_tensor(np.asarray(a), dtype=self.dtype, device=device) for a in standardize)
+            if mean.shape != (self.dim,) or std.shape != (self.dim,):
+                raise ValueError(f"standardize mean/std have shapes {tuple(mean.shape)}/{tuple(std.shape)}, "
+                                 f"centroids have dim {self.dim}; the k-means JSON does not match its .npy")
+            self.mean, self.std = mean, std
 
     def __call__(self, feats) -> np.ndarray:
         """``feats``: numpy array or torch tensor (N, D) on any device/dtype."""
@@ -37,6 +47,8 @@ class Assigner:
         with torch.no_grad():
             for s in range(0, x.shape[0], self.chunk):
                 xb = x[s: s + self.chunk].to(self.device, self.dtype)
+                if self.mean is not None:
+                    xb = (xb - self.mean) / self.std
                 d = torch.addmm(self.c_sq, xb, self.c.T, beta=1.0, alpha=-2.0)
                 out.append(d.argmin(1).to(torch.int32).cpu())
         return (torch.cat(out) if out else torch.zeros(0, dtype=torch.int32)).numpy()

@@ -51,8 +51,21 @@ class KMeansModel:
         return npy
 
     @property
+    def standardize(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(mean, std)`` per feature dimension when the centroids live in standardized space, else None."""
+        z = self.meta.get("standardize")
+        if not z:
+            return None
+        return np.asarray(z["mean"], np.float64), np.asarray(z["std"], np.float64)
+
+    @property
     def short_hash(self) -> str:
-        return array_hash(self.centroids)[:8]
+        """Centroids (and the feature scaling, when there is one): the same centroids with another scaling
+        give other units, so the tokenizer label must differ."""
+        if self.standardize is None:
+            return array_hash(self.centroids)[:8]
+        mean, std = self.standardize
+        return array_hash(np.concatenate([self.centroids.ravel(), mean, std]))[:8]
 
 
 def paths(prefix: str | os.PathLike) -> tuple[Path, Path]:
@@ -139,13 +152,26 @@ def kmeans_pp(x: np.ndarray, k: int, seed: int, max_points: int | None = None) -
 
 def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, max_points_per_centroid: int = 256,
           nredo: int = 1, gpu: bool | None = None, meta: dict[str, Any] | None = None,
-          init: str = "k-means++") -> KMeansModel:
+          init: str = "k-means++", standardize: bool = False) -> KMeansModel:
     """Fit k centroids with faiss. faiss subsamples to ``max_points_per_centroid * k`` points (256 by default);
     raise it to use every sampled frame. ``init``: ``k-means++`` (default, see :func:`kmeans_pp`) or ``random``
-    (faiss' own; with ``nredo`` restarts). ``gpu=None`` uses a GPU when faiss was built with one."""
+    (faiss' own; with ``nredo`` restarts). ``gpu=None`` uses a GPU when faiss was built with one.
+
+    ``standardize``: cluster z-scored features (per-dimension mean and std of the sample, stored in the JSON and
+    applied by the assigner). Why: in MFCC+deltas the energy-like low coefficients have ~10x the spread of the
+    deltas, so raw Euclidean k-means clusters mostly by loudness. On the 1.9 h single-voice corpus of
+    docs/slm_results.md a 5-gram over the units told words from one-phone non-words 61% of the time with
+    standardized spectral units, 44% without (chance 50). HuBERT layers are clustered raw, as fairseq does."""
     import faiss
 
     x = np.ascontiguousarray(feats, dtype=np.float32)
+    scale = None
+    if standardize and x.ndim == 2 and x.shape[0]:
+        mean = x.astype(np.float64).mean(0)
+        std = x.astype(np.float64).std(0)
+        std = np.where(std > 1e-8, std, 1.0)  # a constant dimension stays as it is
+        x = np.ascontiguousarray((x - mean) / std, dtype=np.float32)
+        scale = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     if x.ndim != 2 or x.shape[0] < k:
         raise ValueError(f"k-means needs at least k={k} feature frames, got {x.shape[0] if x.ndim == 2 else x.shape}; "
                          f"sample more audio (--hours) or lower -k")
@@ -168,7 +194,7 @@ def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, 
     info = dict(meta or {}, k=k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid,
                 nredo=nredo if init == "random" else 1, init=init, frames=int(x.shape[0]),
                 train_seconds=round(secs, 3), faiss_inertia=inertia,
-                trainer="faiss")
+                trainer="faiss", **({"standardize": scale} if scale else {}))
     return KMeansModel(km.centroids.astype(np.float32), info)
 
 
@@ -176,7 +202,7 @@ def inertia(feats: np.ndarray, centroids: np.ndarray) -> float:
     """Sum of squared distances of every frame to its nearest centroid (what k-means minimises)."""
     from .assign import Assigner
 
-    a = Assigner(centroids)
+    a = Assigner(centroids)  # raw feature space (a standardized model: pass standardized features)
     u = a(feats)
     diff = feats.astype(np.float64) - centroids[u].astype(np.float64)
     return float((diff * diff).sum())
@@ -226,7 +252,7 @@ def sample_rows(rows: Iterable[dict[str, Any]], hours: float, seed: int,
 def train_from_rows(rows: Iterable[dict[str, Any]], extractor, k: int, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
                     max_points_per_centroid: int = 256, niter: int = 25, extra_meta: dict | None = None,
                     init: str = "k-means++", crop_seconds: float | None = 30.0,
-                    extractor_params: dict[str, Any] | None = None) -> KMeansModel:
+                    extractor_params: dict[str, Any] | None = None, standardize: bool | str = "auto") -> KMeansModel:
     """Sample ``hours`` of spans, extract features (as Ray work when Ray is up and ``extractor_params`` can rebuild
     the extractor there), fit k-means. Unreadable files are skipped with a warning."""
     stats: dict[str, int] = {}
@@ -239,11 +265,26 @@ def train_from_rows(rows: Iterable[dict[str, Any]], extractor, k: int, hours: fl
                 sample_hours=round(sum(r["duration"] for r in picked) / 3600, 4), sample_rows=len(picked),
                 sample_skipped=stats.get("skipped", 0), sample_crop_seconds=crop_seconds, features_on=where)
     return train(feats, k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid, meta=meta,
-                 init=init)
+                 init=init, standardize=wants_standardize(standardize, extractor))
+
+
+def wants_standardize(standardize: bool | str, extractor) -> bool:
+    """``auto``: standardize weight-free spectral features (their dimensions differ ~10x in spread), not neural
+    layers (published HuBERT/TWIST k-means are fitted on raw features)."""
+    if isinstance(standardize, str):
+        if standardize.lower() in ("true", "yes", "1"):
+            return True
+        if standardize.lower() in ("false", "no", "0"):
+            return False
+        if standardize != "auto":
+            raise ValueError(f"standardize={standardize!r}: choose auto, true or false")
+        return getattr(extractor, "name", "") == "spectral"
+    return bool(standardize)
 
 
 def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
-                  max_points_per_centroid: int = 256, crop_seconds: float | None = 30.0, **extractor_params) -> str:
+                  max_points_per_centroid: int = 256, crop_seconds: float | None = 30.0,
+                  standardize: bool | str = "auto", **extractor_params) -> str:
     """Recipe ``prepare`` hook: train ``kmeans`` (a path prefix) from a sample of the run's input unless it exists.
 
     ``extractor_params`` are the TokenizeStage feature parameters (tokenizer, checkpoint, layer, ...), built by
@@ -262,7 +303,7 @@ def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int 
     extractor = build_features(**extractor_params)
     model = train_from_rows(ctx.iter_input(), extractor, k=k, hours=hours, seed=seed,
                             max_points_per_centroid=max_points_per_centroid, extra_meta=extractor_meta(extractor),
-                            crop_seconds=crop_seconds, extractor_params=extractor_params)
+                            crop_seconds=crop_seconds, extractor_params=extractor_params, standardize=standardize)
     model.save(prefix)
     log.info("k-means: trained k=%d on %d frames -> %s.npy", k, model.meta.get("frames", 0), prefix)
     return str(prefix)

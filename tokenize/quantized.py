@@ -32,7 +32,8 @@ class KMeansTokenizer:
             logging.getLogger("slmfactory.tokenize").warning(
                 "k-means was trained on %s features but the tokenizer extracts %s", trained_on, extractor.label)
         self.extractor, self.kmeans = extractor, kmeans
-        self.assigner = Assigner(kmeans.centroids, device=getattr(extractor, "device", "cpu"))
+        self.assigner = Assigner(kmeans.centroids, device=getattr(extractor, "device", "cpu"),
+                                 standardize=kmeans.standardize)
         self.frame_rate_hz = extractor.frame_rate_hz
         self.vocab_size = kmeans.k
         self.label = f"{extractor.label}+km{kmeans.k}-{kmeans.short_hash}"
