@@ -119,8 +119,9 @@ def build_data(a: argparse.Namespace, w: Path, llm: str) -> None:
     recipe = w / "voice_corpus.yaml"
     recipe.write_text(VOICE_RECIPE.format(src=src, out=w / "voiced", voice=VOICE), encoding="utf-8")
     sh("voice corpus (tts)", [BIN, "run", recipe], w / "voiced" / "run.json")
+    mix = [f"mixture={a.mixture}"] if a.mixture else []
     sh("interleaved", [BIN, "run", "interleaved", "kind=manifest", f"corpus={w / 'voiced'}", f"out={w / 'inter'}",
-                       f"text_tokenizer={llm}", f"context_length={a.context}"], w / "inter" / "run.json")
+                       f"text_tokenizer={llm}", f"context_length={a.context}", *mix], w / "inter" / "run.json")
     sh("spoken_bench", [BIN, "run", "spoken_bench", f"pairs={w / 'pairs.jsonl'}", f"out={w / 'bench'}",
                         f"train={w / 'inter'}"], w / "bench" / "run.json")
 
@@ -195,7 +196,8 @@ def train_one(a: argparse.Namespace, w: Path, name: str, init: str, budget: list
     """``slm train`` (only the final held-out loss: validation costs a forward pass over the held-out blocks),
     then ``slm eval`` in each mode of ``--evals``."""
     packed, out = w / "inter" / "packed", w / f"model_{name}"
-    sh(f"train {name}", [BIN, "slm", "train", packed, "-o", out, "--init", init, *budget, "--batch-size", a.batch_size,
+    text = ["--text-corpus", w / "corpus" / "corpus.jsonl", "--text-share", a.text_share] if a.text_share else []
+    sh(f"train {name}", [BIN, "slm", "train", packed, "-o", out, "--init", init, *budget, *text, "--batch-size", a.batch_size,
                          "--val-fraction", a.val_fraction, "--eval-every", 0, "--checkpoint-every", 100000,
                          "--seed", 0], out / "speech_lm.json")
     r: dict = {"dir": out, "metrics": [json.loads(x) for x in open(out / "metrics.jsonl", encoding="utf-8")]}
@@ -290,6 +292,10 @@ def main() -> None:
     ap.add_argument("--evals", nargs="+", default=["restrict", "full"], choices=["restrict", "full"])
     ap.add_argument("--cold-equal-time", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--data-only", action="store_true")
+    ap.add_argument("--mixture", default=None, help="the interleaved recipe's mixture (YAML), e.g. "
+                    "'{speech: 0.6, interleaved: 0.4}': without text rows every utterance's audio is trained on")
+    ap.add_argument("--text-share", type=float, default=0.0, help="share of training tokens from the corpus text "
+                    "(slm train --text-corpus), slamkit's separate text data")
     a = ap.parse_args()
     from slmfactory.manifests.models import llm_dir
     llm = str(llm_dir())
