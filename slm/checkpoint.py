@@ -25,7 +25,7 @@ STATE_FILE = "trainer_state.json"
 OPT_FILE = "optimizer.safetensors"
 # config keys a resume may change: they do not change what is computed, only when it stops or what is logged
 RESUMABLE_KEYS = {"out", "minutes", "keep_last", "log_every", "eval_every", "checkpoint_every", "progress",
-                  "val_max_blocks", "plot"}
+                  "val_max_blocks", "plot", "threads"}
 
 
 def speech_lm_info(info: dict[str, Any], init: str, config: dict[str, Any]) -> dict[str, Any]:
