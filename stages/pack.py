@@ -199,6 +199,11 @@ def print_counts(info: dict[str, Any]) -> None:
                   f"{d['configured_share']:.2f}")
     con = Console()
     con.print(t)
+    text_rows = (info["formats"].get("text") or {}).get("row_share", 0.0)
+    if text_rows > 0.3:
+        con.print(f"{text_rows:.0%} of the utterances are text rows: their audio is not trained on. For a speech "
+                  f"model pack mixture='{{speech: 0.6, interleaved: 0.4}}' and give `slm train --text-corpus` "
+                  f"(docs/slm.md, Mixture vs. audio used)")
     err = (info.get("mixture_balance") or {}).get("max_share_error", 0.0)
     if err > 0.03:
         con.print(f"[yellow]token shares are {err:.2f} off the mixture: too few rows can take the short formats "
