@@ -12,11 +12,11 @@ What it does, every step through the product's own CLI so the numbers measure th
 5. ``slm eval`` of both with unigram/bigram baselines fitted on the training packed shards;
 then prints a markdown table. Every step is skipped when its output exists (delete WORK to start over).
 
-    .venv/bin/python bench/bench_slm_results.py --work out/slm_results       # run B of docs/slm_results.md
-    .venv/bin/python bench/bench_slm_results.py --work out/slm_a --sentences 200 --stories 20 --steps 20
-                     --val-fraction 0.2                                     # run A (one line)
-    options: --evals restrict full, --no-cold-equal-time, --lexical/--syntactic/--story (pair counts),
-             --inits cold smollm2, --context 512, --batch-size 1
+    .venv/bin/python bench/bench_slm_results.py --work out/slm_results       # run E of docs/slm_results.md
+    .venv/bin/python bench/bench_slm_results.py --work out/slm_results --steps 2000 --inits cold   # E, 2000 steps
+    options: --evals restrict full, --cold-equal-time, --lexical/--syntactic/--story (pair counts),
+             --inits cold smollm2, --context 512, --batch-size 1, --mixture YAML, --text-share X
+    (runs A/B of the doc: see its commands; they used the recipe's default mixture and no text corpus)
 """
 from __future__ import annotations
 
@@ -279,22 +279,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("out/slm_results"))
     ap.add_argument("--seed", type=int, default=0, help="benchmark seed (the corpus uses seed + 1)")
-    ap.add_argument("--sentences", type=int, default=600)
-    ap.add_argument("--stories", type=int, default=60)
-    ap.add_argument("--lexical", type=int, default=60)
-    ap.add_argument("--syntactic", type=int, default=80)
-    ap.add_argument("--story", type=int, default=12)
+    ap.add_argument("--sentences", type=int, default=3000)
+    ap.add_argument("--stories", type=int, default=200)
+    ap.add_argument("--lexical", type=int, default=100)
+    ap.add_argument("--syntactic", type=int, default=160)
+    ap.add_argument("--story", type=int, default=40)
     ap.add_argument("--context", type=int, default=512)
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--inits", nargs="+", default=["cold", "smollm2"])
-    ap.add_argument("--evals", nargs="+", default=["restrict", "full"], choices=["restrict", "full"])
-    ap.add_argument("--cold-equal-time", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--evals", nargs="+", default=["restrict"], choices=["restrict", "full"])
+    ap.add_argument("--cold-equal-time", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--data-only", action="store_true")
-    ap.add_argument("--mixture", default=None, help="the interleaved recipe's mixture (YAML), e.g. "
+    ap.add_argument("--mixture", default="{speech: 0.6, interleaved: 0.4}", help="the interleaved recipe's mixture (YAML), e.g. "
                     "'{speech: 0.6, interleaved: 0.4}': without text rows every utterance's audio is trained on")
-    ap.add_argument("--text-share", type=float, default=0.0, help="share of training tokens from the corpus text "
+    ap.add_argument("--text-share", type=float, default=0.1, help="share of training tokens from the corpus text "
                     "(slm train --text-corpus), slamkit's separate text data")
     a = ap.parse_args()
     from slmfactory.manifests.models import llm_dir
