@@ -157,11 +157,9 @@ def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, 
     raise it to use every sampled frame. ``init``: ``k-means++`` (default, see :func:`kmeans_pp`) or ``random``
     (faiss' own; with ``nredo`` restarts). ``gpu=None`` uses a GPU when faiss was built with one.
 
-    ``standardize``: cluster z-scored features (per-dimension mean and std of the sample, stored in the JSON and
-    applied by the assigner). Why: in MFCC+deltas the energy-like low coefficients have ~10x the spread of the
-    deltas, so raw Euclidean k-means clusters mostly by loudness. On the 1.9 h single-voice corpus of
-    docs/slm_results.md a 5-gram over the units told words from one-phone non-words 61% of the time with
-    standardized spectral units, 44% without (chance 50). HuBERT layers are clustered raw, as fairseq does."""
+    ``standardize``: cluster z-scored features (per-dimension mean/std of the sample, stored in the JSON, applied
+    by the assigner). Why: raw MFCC+delta k-means clusters mostly by loudness (the low cepstra have ~10x the
+    spread of the deltas); measured in docs/tokenize.md. HuBERT layers are clustered raw, as fairseq does."""
     import faiss
 
     x = np.ascontiguousarray(feats, dtype=np.float32)
@@ -243,12 +241,6 @@ def import_sklearn(path: str | os.PathLike, allow_pickle: bool = False, meta: di
 collect_features = kmeans_sample.collect_features
 
 
-def sample_rows(rows: Iterable[dict[str, Any]], hours: float, seed: int,
-                crop_seconds: float | None = 30.0) -> list[dict[str, Any]]:
-    """A seeded sample of spans with about ``hours`` of real audio (all of it when the input is smaller)."""
-    return kmeans_sample.sample_spans(rows, hours, seed, crop_seconds)
-
-
 def train_from_rows(rows: Iterable[dict[str, Any]], extractor, k: int, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
                     max_points_per_centroid: int = 256, niter: int = 25, extra_meta: dict | None = None,
                     init: str = "k-means++", crop_seconds: float | None = 30.0,
@@ -271,15 +263,10 @@ def train_from_rows(rows: Iterable[dict[str, Any]], extractor, k: int, hours: fl
 def wants_standardize(standardize: bool | str, extractor) -> bool:
     """``auto``: standardize weight-free spectral features (their dimensions differ ~10x in spread), not neural
     layers (published HuBERT/TWIST k-means are fitted on raw features)."""
-    if isinstance(standardize, str):
-        if standardize.lower() in ("true", "yes", "1"):
-            return True
-        if standardize.lower() in ("false", "no", "0"):
-            return False
-        if standardize != "auto":
-            raise ValueError(f"standardize={standardize!r}: choose auto, true or false")
-        return getattr(extractor, "name", "") == "spectral"
-    return bool(standardize)
+    value = str(standardize).lower()
+    if value not in ("auto", "true", "false", "yes", "no", "1", "0"):
+        raise ValueError(f"standardize={standardize!r}: choose auto, true or false")
+    return getattr(extractor, "name", "") == "spectral" if value == "auto" else value in ("true", "yes", "1")
 
 
 def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int = FAIRSEQ_SEED,
