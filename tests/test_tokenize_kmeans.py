@@ -69,6 +69,7 @@ def test_standardized_kmeans_clusters_by_every_dimension(tmp_path):
     assert raw.standardize is None and z.standardize is not None
     assert purity(Assigner(raw.centroids)(x)) < 0.7
     assert purity(Assigner(z.centroids, standardize=z.standardize)(x)) > 0.99
+    assert km.inertia(x, z.centroids, z.standardize) < km.inertia(x, raw.centroids, z.standardize)
     z.save(tmp_path / "z")
     again = km.load(tmp_path / "z")
     assert np.array_equal(Assigner(again.centroids, standardize=again.standardize)(x),

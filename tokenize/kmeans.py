@@ -196,13 +196,13 @@ def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, 
     return KMeansModel(km.centroids.astype(np.float32), info)
 
 
-def inertia(feats: np.ndarray, centroids: np.ndarray) -> float:
-    """Sum of squared distances of every frame to its nearest centroid (what k-means minimises)."""
+def inertia(feats: np.ndarray, centroids: np.ndarray, standardize: tuple | None = None) -> float:
+    """Sum of squared distances of every frame to its nearest centroid (what k-means minimises), in the space
+    the centroids live in (``standardize``: a model's ``(mean, std)``, as ``KMeansModel.standardize`` gives)."""
     from .assign import Assigner
 
-    a = Assigner(centroids)  # raw feature space (a standardized model: pass standardized features)
-    u = a(feats)
-    diff = feats.astype(np.float64) - centroids[u].astype(np.float64)
+    x = feats.astype(np.float64) if standardize is None else (feats - standardize[0]) / standardize[1]
+    diff = x - centroids[Assigner(centroids)(x)].astype(np.float64)
     return float((diff * diff).sum())
 
 
