@@ -82,6 +82,22 @@ def test_standardized_kmeans_clusters_by_every_dimension(tmp_path):
         km.wants_standardize("maybe", spectral)
 
 
+@pytest.mark.parametrize("edit", [{"std": [1.0, 0.0, 1.0]}, {"mean": [0.0, float("nan"), 0.0]},
+                                  {"mean": [0.0, 0.0]}, {"std": "x"}])
+def test_a_broken_scaler_is_named_not_applied(tmp_path, edit):
+    """A hand-edited scaler (zero std, NaN mean, wrong length, not numbers) would give other units or NaN
+    distances; load refuses it naming the JSON, broken() reports it so ensure_kmeans trains again."""
+    x = np.random.default_rng(0).normal(0, 1, (400, 3)).astype(np.float32)
+    km.train(x, 4, seed=0, standardize=True).save(tmp_path / "z")
+    js = tmp_path / "z.json"
+    meta = json.loads(js.read_text())
+    meta["standardize"].update(edit)
+    js.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="z.json.*'standardize'"):
+        km.load(tmp_path / "z")
+    assert "standardize" in km.broken(tmp_path / "z")
+
+
 def test_import_sklearn_requires_allow_pickle(tmp_path):
     """A joblib-pickled sklearn KMeans (the fairseq format) is refused without allow_pickle, converted with it.
     The model is fitted by the test on random blobs and saved to tmp_path."""

@@ -54,9 +54,7 @@ class KMeansModel:
     def standardize(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(mean, std)`` per feature dimension when the centroids live in standardized space, else None."""
         z = self.meta.get("standardize")
-        if not z:
-            return None
-        return np.asarray(z["mean"], np.float64), np.asarray(z["std"], np.float64)
+        return (np.asarray(z["mean"], np.float64), np.asarray(z["std"], np.float64)) if z else None
 
     @property
     def short_hash(self) -> str:
@@ -110,7 +108,17 @@ def load(prefix: str | os.PathLike) -> KMeansModel:
     meta = json.loads(js.read_text()) if js.exists() else {}
     if c.ndim != 2:
         raise ValueError(f"{npy}: expected a (k, dim) array of centroids, got shape {c.shape}")
-    return KMeansModel(c.astype(np.float32, copy=False), meta)
+    model = KMeansModel(c.astype(np.float32, copy=False), meta)
+    d = model.dim
+    try:  # a hand-edited or foreign scaler would silently give other units (or NaN distances) in the assigner
+        z = model.standardize
+        ok = z is None or (all(v.shape == (d,) and np.isfinite(v).all() for v in z) and bool((z[1] > 0).all()))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{js}: 'standardize' must hold {d} finite means and {d} positive stds (one per feature "
+                         f"dimension); train the k-means again (`slmfactory kmeans train`) or delete that key")
+    return model
 
 
 def array_hash(a: np.ndarray) -> str:
@@ -165,8 +173,7 @@ def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, 
     x = np.ascontiguousarray(feats, dtype=np.float32)
     scale = None
     if standardize and x.ndim == 2 and x.shape[0]:
-        mean = x.astype(np.float64).mean(0)
-        std = x.astype(np.float64).std(0)
+        mean, std = x.astype(np.float64).mean(0), x.astype(np.float64).std(0)
         std = np.where(std > 1e-8, std, 1.0)  # a constant dimension stays as it is
         x = np.ascontiguousarray((x - mean) / std, dtype=np.float32)
         scale = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
@@ -183,10 +190,7 @@ def train(feats: np.ndarray, k: int, niter: int = 25, seed: int = FAIRSEQ_SEED, 
     km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid,
                       min_points_per_centroid=1, nredo=1 if init == "k-means++" else nredo, gpu=bool(use_gpu),
                       verbose=False, spherical=False)
-    if init == "k-means++":
-        km.train(x, init_centroids=kmeans_pp(x, k, seed))
-    else:
-        km.train(x)
+    km.train(x, init_centroids=kmeans_pp(x, k, seed) if init == "k-means++" else None)
     secs = time.perf_counter() - t0
     inertia = float(km.obj[-1]) if len(km.obj) else float("nan")
     info = dict(meta or {}, k=k, niter=niter, seed=seed, max_points_per_centroid=max_points_per_centroid,
@@ -273,12 +277,8 @@ def ensure_kmeans(ctx, kmeans: str, k: int = 100, hours: float = 1.0, seed: int 
                   max_points_per_centroid: int = 256, crop_seconds: float | None = 30.0,
                   standardize: bool | str = "auto", **extractor_params) -> str:
     """Recipe ``prepare`` hook: train ``kmeans`` (a path prefix) from a sample of the run's input unless it exists.
-
-    ``extractor_params`` are the TokenizeStage feature parameters (tokenizer, checkpoint, layer, ...), built by
-    the same factory as the stage's (``factory.build_features``), so the centroids fit the features the stage
-    will compute. Give the stage the same ``kmeans`` path (e.g. via a
-    recipe var such as ``${out}/kmeans/spectral-k100``).
-    """
+    ``extractor_params`` (tokenizer, checkpoint, layer, ...) go through the stage's own factory, so the centroids
+    fit the features the stage computes; give the stage the same ``kmeans`` path (``${out}/kmeans/spectral-k100``)."""
     k, hours, seed, max_points_per_centroid = int(k), float(hours), int(seed), int(max_points_per_centroid)
     prefix = Path(kmeans)
     if exists(prefix):
