@@ -25,6 +25,8 @@ system:
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c "import shutil; f = shutil.disk_usage('.').free / 2**30; f < 9 and print(f'warning: {f:.1f} GB free here;' \
+	  ' .venv takes ~8 GB (PyPI torch bundles CUDA libraries): free some space if pip stops with No space left on device')"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
