@@ -199,8 +199,10 @@ def models_used(recipe: dict[str, Any]) -> list[Any]:
         uses, p = _uses(st), (st.get("params") or {}) if isinstance(st, dict) else {}
         if uses == "dnsmos" and not p.get("model_dir"):
             keys.append("dnsmos")
-        if uses == "asr" and p.get("backend", "whisper") == "whisper" and not p.get("model"):
+        if uses == "asr" and p.get("backend", "whisper") == "whisper" and not (p.get("model") or p.get("model_path")):
             keys.append("whisper-tiny.en")
+        if uses == "tokenize" and p.get("tokenizer") == "whisper-encoder" and not p.get("checkpoint"):
+            keys.append("whisper-tiny.en")  # its encoder made the units
         if uses == "tts":
             if p.get("backend", "piper") == "piper" and not (p.get("backend_params") or {}).get("model_path"):
                 keys.append("piper-joe-medium")

@@ -211,3 +211,17 @@ def test_export_lhotse_cuts_and_shar_load_with_lhotse(run_dir, tmp_path):
     want, _ = load_audio(row["audio_path"], row["start"], row["duration"])
     np.testing.assert_allclose(audio[0], want, atol=2e-4)  # FLAC inside the tar
     assert got["stereo"].sampling_rate == 16000 and got["stereo"].load_audio().shape[-1] == 8000
+
+
+def test_card_names_the_bundled_models_a_recipe_ran_with():
+    """Whisper tiny.en is named when it transcribed or when its encoder made the units, not when a local model did."""
+    from slmfactory.manifests.card import models_used
+
+    def keys(*stages):
+        return [b.key for b in models_used({"stages": list(stages)})]
+
+    assert keys({"uses": "tokenize", "params": {"tokenizer": "whisper-encoder"}}) == ["whisper-tiny.en"]
+    assert keys({"uses": "tokenize", "params": {"tokenizer": "whisper-encoder", "checkpoint": "/m/small"}}) == []
+    assert keys({"uses": "tokenize", "params": {"tokenizer": "spectral"}}) == []
+    assert keys({"uses": "asr", "params": {"backend": "whisper", "model_path": "/m/medium"}}) == []
+    assert keys({"uses": "asr", "params": {"backend": "whisper", "model_path": None}}) == ["whisper-tiny.en"]

@@ -1,0 +1,69 @@
+"""``whisper-encoder``: frame features from a Whisper encoder (CTranslate2): real weights that ship offline.
+
+Why: no HuBERT/wav2vec2 weights can be had offline, but a Whisper model can (the bundled tiny.en, MIT, the one
+the ``asr`` stage uses). Its encoder was trained to make speech readable as text, so its frames keep phones
+apart across voices and loudness where MFCCs do not (measured: docs/tokenize.md). k-means on them gives
+units from a real model. Published cousins: WhisperSpeech's semantic tokens and CosyVoice's S3 tokens are
+quantized ASR-encoder frames.
+
+How: CTranslate2 returns the last encoder layer only (384-dim for tiny). Whisper's mel hop is 10 ms and its
+second conv has stride 2: 50 Hz, the HuBERT-base rate. Each utterance is encoded alone and unpadded (CT2
+accepts fewer than 3000 mel frames; positions start at 0), so features never depend on the batch; audio
+longer than 30 s is encoded in pieces of 1499 frames. One intra-op thread by default: Ray runs one worker per core, and
+a fixed thread count keeps float sums in the same order (identical bytes on resume).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..stages.asr_faster_whisper import load_model, resolve_model_path
+from .base import SR, SpeechTokenizer, file_hash
+
+HOP = 160  # Whisper's mel hop (10 ms); the encoder halves the rate
+MAX_SAMPLES = 1499 * 2 * HOP  # 29.98 s: 2999 mel frames -> 1500 encoder positions (CT2 refuses 3001 mel frames)
+
+
+class WhisperEncoderFeatures(SpeechTokenizer):
+    """The last encoder layer of a local CTranslate2 Whisper model (unset = the bundled tiny.en), 50 Hz frames."""
+
+    name = "whisper-encoder"
+
+    def __init__(self, checkpoint: str | None = None, device: str = "cpu", compute_type: str = "float32",
+                 threads: int = 1):
+        import ctranslate2
+
+        path, model_name = resolve_model_path(checkpoint)
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        self.whisper = load_model(path, device, compute_type, int(threads))
+        self.mel = self.whisper.feature_extractor
+        self.frame_rate_hz = SR / (2 * HOP)
+        self.dim = int(self._encode(np.zeros(SR, np.float32)).shape[1])
+        sha = file_hash(path)
+        self.label = f"{model_name}-enc-{compute_type}-{sha[:8]}"
+        self.meta = {"features": self.label, "layer": "encoder-last", "checkpoint": path, "checkpoint_sha1": sha,
+                     "license": "MIT (OpenAI Whisper weights)"}
+
+    def num_frames(self, n_samples: int) -> int:
+        """Encoder frames for ``n_samples`` at 16 kHz: mel frames ``n // 160 + 1``, halved (rounded up) by the
+        stride-2 conv; each piece of ``MAX_SAMPLES`` counted on its own."""
+        pieces = [min(MAX_SAMPLES, n_samples - s) for s in range(0, n_samples, MAX_SAMPLES)] or [0]
+        return sum((p // HOP + 2) // 2 for p in pieces if p > 0)
+
+    def _encode(self, wav: np.ndarray) -> np.ndarray:
+        import ctranslate2
+
+        mel = self.mel(np.asarray(wav, np.float32))  # (n_mels, n // 160 + 1), Whisper's own log-mel scaling
+        mel = np.ascontiguousarray(mel[None], dtype=np.float32)
+        out = self.whisper.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
+        return np.asarray(out, dtype=np.float32)[0]
+
+    def features(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for w in wavs:
+            w = np.asarray(w, np.float32)
+            parts = [self._encode(w[s:s + MAX_SAMPLES]) for s in range(0, len(w), MAX_SAMPLES) if len(w) - s > 0]
+            out.append(np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32))
+        return out
