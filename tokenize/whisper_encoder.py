@@ -1,10 +1,11 @@
 """``whisper-encoder``: frame features from a Whisper encoder (CTranslate2): real weights that ship offline.
 
 Why: no HuBERT/wav2vec2 weights can be had offline, but a Whisper model can (the bundled tiny.en, MIT, the one
-the ``asr`` stage uses). Its encoder was trained to make speech readable as text, so its frames keep phones
-apart across voices and loudness where MFCCs do not (measured: docs/tokenize.md). k-means on them gives
-units from a real model. Published cousins: WhisperSpeech's semantic tokens and CosyVoice's S3 tokens are
-quantized ASR-encoder frames.
+the ``asr`` stage uses). Its encoder was trained to make speech readable as text, so its frames keep words
+apart across voices where MFCCs do not; the price is that they are lexical: a non-word comes out near the word
+it sounds like (sentence-level benchmarks gain, word-vs-non-word pairs fall to chance; both measured in
+docs/tokenize.md). Published cousins: WhisperSpeech's semantic tokens and CosyVoice's S3 tokens are quantized
+ASR-encoder frames.
 
 How: CTranslate2 returns the last encoder layer only (384-dim for tiny). Whisper's mel hop is 10 ms and its
 second conv has stride 2: 50 Hz, the HuBERT-base rate. Each utterance is encoded alone and unpadded (CT2
