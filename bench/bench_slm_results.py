@@ -120,11 +120,12 @@ def build_data(a: argparse.Namespace, w: Path, llm: str) -> None:
     recipe.write_text(VOICE_RECIPE.format(src=src, out=w / "voiced", voice=VOICE), encoding="utf-8")
     sh("voice corpus (tts)", [BIN, "run", recipe], w / "voiced" / "run.json")
     mix = [f"mixture={a.mixture}"] if a.mixture else []
+    lay = [f"layer={a.layer}"] if a.layer is not None else []
     sh("interleaved", [BIN, "run", "interleaved", "kind=manifest", f"corpus={w / 'voiced'}", f"out={w / 'inter'}",
-                       f"text_tokenizer={llm}", f"context_length={a.context}", f"tokenizer={a.tokenizer}", *mix],
+                       f"text_tokenizer={llm}", f"context_length={a.context}", f"tokenizer={a.tokenizer}", *lay, *mix],
        w / "inter" / "run.json")
     sh("spoken_bench", [BIN, "run", "spoken_bench", f"pairs={w / 'pairs.jsonl'}", f"out={w / 'bench'}",
-                        f"train={w / 'inter'}", f"tokenizer={a.tokenizer}"], w / "bench" / "run.json")
+                        f"train={w / 'inter'}", f"tokenizer={a.tokenizer}", *lay], w / "bench" / "run.json")
 
 
 def heldout(packed: Path, val_fraction: float, models: dict[str, Path], ks=(1.0, 0.1, 0.01, 0.001)) -> dict:
@@ -286,6 +287,7 @@ def main() -> None:
     ap.add_argument("--syntactic", type=int, default=160)
     ap.add_argument("--story", type=int, default=40)
     ap.add_argument("--context", type=int, default=512)
+    ap.add_argument("--layer", type=int, default=None, help="encoder layer for --tokenizer (default: the backend's)")
     ap.add_argument("--tokenizer", default="spectral", help="k-means features of the interleaved and spoken_bench "
                     "recipes: spectral | whisper-encoder (the bundled Whisper tiny.en encoder)")
     ap.add_argument("--steps", type=int, default=400)

@@ -78,3 +78,27 @@ def test_tokenize_stage_turns_whisper_encoder_frames_into_units(enc, tmp_path, l
     units = np.asarray(stage.tok.encode([wav])[0])
     assert units.shape == (feats.shape[0],) and units.max() < 16 and len(set(units.tolist())) > 8
     assert stage.tok.label.startswith(enc.label + "+km16-")
+
+
+def test_torch_encoder_from_model_bin_matches_ctranslate2_and_reads_inner_layers(enc, librivox, tmp_path):
+    """``whisper_layers`` rebuilds the encoder from the same model.bin: its last layer + final norm equals CT2's
+    own ``encode`` (so the inner layers are read through a checked model), and ``layer=3`` gives other frames."""
+    from slmfactory.tokenize.whisper_layers import WhisperEncoder, read_ct2
+
+    wav, sr = sf.read(librivox[1][0], dtype="float32")
+    wav = soxr.resample(wav, sr, 16000).astype(np.float32) if sr != 16000 else wav
+    torch_enc = WhisperEncoder(read_ct2(f"{enc.meta['checkpoint']}/model.bin"))
+    assert torch_enc.n_layers == 4 and torch_enc.heads == 6
+    ours, ct2 = torch_enc.forward(enc.mel(wav)), enc.features([wav])[0]
+    assert ours.shape == ct2.shape and np.abs(ours - ct2).max() < 1e-3 * np.abs(ct2).max()
+    l3 = build_features("whisper-encoder", layer=3)
+    f3 = l3.features([wav, wav[:16000]])
+    assert f3[0].shape == ct2.shape and np.abs(f3[0] - ct2).mean() > 0.1
+    assert np.array_equal(l3.features([wav[:16000]])[0], f3[1])
+    assert "-enc-L3-" in l3.label and l3.label != enc.label
+    assert build_features("whisper-encoder", layer=4).label == enc.label  # the last layer is CT2's own
+    with pytest.raises(ValueError, match="layers 1..4"):
+        build_features("whisper-encoder", layer=6)
+    (tmp_path / "model.bin").write_bytes((5).to_bytes(4, "little"))
+    with pytest.raises(ValueError, match="format 5"):
+        read_ct2(tmp_path / "model.bin")

@@ -15,6 +15,7 @@ a fixed thread count keeps float sums in the same order (identical bytes on resu
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -27,12 +28,15 @@ MAX_SAMPLES = 1499 * 2 * HOP  # 29.98 s: 2999 mel frames -> 1500 encoder positio
 
 
 class WhisperEncoderFeatures(SpeechTokenizer):
-    """The last encoder layer of a local CTranslate2 Whisper model (unset = the bundled tiny.en), 50 Hz frames."""
+    """An encoder layer of a local CTranslate2 Whisper model (unset = the bundled tiny.en), 50 Hz frames.
+
+    ``layer`` unset (or the last): CT2's own encoder, final LayerNorm included. An inner layer (1-based):
+    ``whisper_layers.WhisperEncoder`` built from the same ``model.bin`` (CT2 returns only the last layer)."""
 
     name = "whisper-encoder"
 
-    def __init__(self, checkpoint: str | None = None, device: str = "cpu", compute_type: str = "float32",
-                 threads: int = 1):
+    def __init__(self, checkpoint: str | None = None, layer: int | None = None, device: str = "cpu",
+                 compute_type: str = "float32", threads: int = 1):
         import ctranslate2
 
         path, model_name = resolve_model_path(checkpoint)
@@ -41,11 +45,24 @@ class WhisperEncoderFeatures(SpeechTokenizer):
         self.whisper = load_model(path, device, compute_type, int(threads))
         self.mel = self.whisper.feature_extractor
         self.frame_rate_hz = SR / (2 * HOP)
+        self.inner = None
+        if layer is not None:
+            from .whisper_layers import WhisperEncoder, read_ct2
+
+            torch_encoder = WhisperEncoder(read_ct2(Path(path) / "model.bin"))
+            if not 1 <= int(layer) <= torch_encoder.n_layers:
+                raise ValueError(f"layer={layer}: {model_name} has encoder layers 1..{torch_encoder.n_layers}; pass "
+                                 f"layer=1..{torch_encoder.n_layers} (or leave it unset for the last; tiny.en's layer 3 "
+                                 f"keeps more phone detail, docs/tokenize.md)")
+            if int(layer) < torch_encoder.n_layers:
+                self.inner, layer = torch_encoder, int(layer)
+        self.layer = layer if self.inner is not None else None
         self.dim = int(self._encode(np.zeros(SR, np.float32)).shape[1])
         sha = file_hash(path)
-        self.label = f"{model_name}-enc-{compute_type}-{sha[:8]}"
-        self.meta = {"features": self.label, "layer": "encoder-last", "checkpoint": path, "checkpoint_sha1": sha,
-                     "license": "MIT (OpenAI Whisper weights)"}
+        kind = f"L{layer}" if self.inner is not None else compute_type
+        self.label = f"{model_name}-enc-{kind}-{sha[:8]}"
+        self.meta = {"features": self.label, "layer": self.layer or "encoder-last", "checkpoint": path,
+                     "checkpoint_sha1": sha, "license": "MIT (OpenAI Whisper weights)"}
 
     def num_frames(self, n_samples: int) -> int:
         """Encoder frames for ``n_samples`` at 16 kHz: mel frames ``n // 160 + 1``, halved (rounded up) by the
@@ -57,6 +74,8 @@ class WhisperEncoderFeatures(SpeechTokenizer):
         import ctranslate2
 
         mel = self.mel(np.asarray(wav, np.float32))  # (n_mels, n // 160 + 1), Whisper's own log-mel scaling
+        if self.inner is not None:
+            return self.inner.forward(mel, self.layer)
         mel = np.ascontiguousarray(mel[None], dtype=np.float32)
         out = self.whisper.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
         return np.asarray(out, dtype=np.float32)[0]
