@@ -17,22 +17,19 @@ import time
 
 import numpy as np
 import polars as pl
-import soundfile as sf
 
-from slmfactory.tokenize import kmeans as km
+from slmfactory.manifests.audio import load_audio
+from slmfactory.tokenize import kmeans as km, postprocess
 from slmfactory.tokenize.assign import Assigner
 from slmfactory.tokenize.factory import build_features
 
 
 def audio(row: dict) -> np.ndarray:
-    wav, sr = sf.read(row["audio_path"], dtype="float32")
-    if row.get("start") is not None and row.get("duration"):
-        wav = wav[int(row["start"] * sr): int((row["start"] + row["duration"]) * sr)]
-    return wav
+    return load_audio(row["audio_path"], row.get("start") or 0.0, row.get("duration"))[0]
 
 
-def dedup(u: np.ndarray) -> list[int]:
-    return [int(x) for i, x in enumerate(u) if i == 0 or u[i - 1] != x]
+def dedup(units: np.ndarray) -> list[int]:
+    return postprocess.dedup(units)[0].tolist()
 
 
 def ngram_scorer(runs: list[list[int]], order: int, vocab: int):

@@ -10,8 +10,8 @@ ASR-encoder frames.
 How: CTranslate2 returns the last encoder layer only (384-dim for tiny). Whisper's mel hop is 10 ms and its
 second conv has stride 2: 50 Hz, the HuBERT-base rate. Each utterance is encoded alone and unpadded (CT2
 accepts fewer than 3000 mel frames; positions start at 0), so features never depend on the batch; audio
-longer than 30 s is encoded in pieces of 1499 frames. One intra-op thread by default: Ray runs one worker per core, and
-a fixed thread count keeps float sums in the same order (identical bytes on resume).
+longer than 29.98 s is encoded in pieces of 1500 encoder frames. One intra-op thread by default: Ray runs one
+worker per core, and a fixed thread count keeps float sums in the same order (identical bytes on resume).
 """
 from __future__ import annotations
 
@@ -37,13 +37,7 @@ class WhisperEncoderFeatures(SpeechTokenizer):
 
     def __init__(self, checkpoint: str | None = None, layer: int | None = None, device: str = "cpu",
                  compute_type: str = "float32", threads: int = 1):
-        import ctranslate2
-
         path, model_name = resolve_model_path(checkpoint)
-        if device == "auto":
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        self.whisper = load_model(path, device, compute_type, int(threads))
-        self.mel = self.whisper.feature_extractor
         self.frame_rate_hz = SR / (2 * HOP)
         self.inner = None
         if layer is not None:
@@ -51,11 +45,23 @@ class WhisperEncoderFeatures(SpeechTokenizer):
 
             torch_encoder = WhisperEncoder(read_ct2(Path(path) / "model.bin"))
             if not 1 <= int(layer) <= torch_encoder.n_layers:
-                raise ValueError(f"layer={layer}: {model_name} has encoder layers 1..{torch_encoder.n_layers}; pass "
-                                 f"layer=1..{torch_encoder.n_layers} (or leave it unset for the last; tiny.en's layer 3 "
-                                 f"keeps more phone detail, docs/tokenize.md)")
+                n = torch_encoder.n_layers
+                raise ValueError(f"layer={layer}: {model_name} has encoder layers 1..{n}; pass layer=1..{n} (or "
+                                 f"leave it unset for the last; tiny.en's layer 3 keeps more phone detail, "
+                                 f"docs/tokenize.md)")
             if int(layer) < torch_encoder.n_layers:
                 self.inner, layer = torch_encoder, int(layer)
+        if self.inner is None:  # the last layer: CT2's own encoder (shared with the asr stage's model cache)
+            import ctranslate2
+
+            if device == "auto":
+                device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+            self.whisper = load_model(path, device, compute_type, int(threads))
+            self.mel = self.whisper.feature_extractor
+        else:  # an inner layer needs only the log-mel front end, not a second copy of the model in CT2
+            from faster_whisper.feature_extractor import FeatureExtractor
+
+            self.mel = FeatureExtractor(feature_size=self.inner.n_mels)
         self.layer = layer if self.inner is not None else None
         self.dim = int(self._encode(np.zeros(SR, np.float32)).shape[1])
         sha = file_hash(path)

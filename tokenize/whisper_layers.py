@@ -48,6 +48,7 @@ class WhisperEncoder:
 
         self.w = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if v.dtype != np.int16}
         self.heads = int(weights["num_heads"])
+        self.n_mels = int(weights["conv1/weight"].shape[1])  # the log-mel bins the model was trained on
         self.n_layers = 1 + max(int(k.split("/")[0][6:]) for k in weights if k.split("/")[0][6:].isdigit())
 
     def _ln(self, x, name):
